@@ -1,0 +1,66 @@
+# The two commands: `make run` (the platform) and `make test` (the suite).
+# Each sets up everything it needs; re-running is quick when nothing changed.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA_DIR := $(or $(CRYPTO_DATA_DIR),.crypto_platform)
+VENDOR_DIR := $(or $(CRYPTO_VENDOR_DIR),.vendor)
+DAGSTER_HOME := $(abspath $(DATA_DIR))/dagster
+CASSANDRA_STAMP := $(VENDOR_DIR)/apache-cassandra-2.1.0/lib/apache-cassandra-2.1.0.jar
+
+export PYSPARK_PYTHON := $(abspath $(BIN)/python)
+
+.PHONY: run test lint format install system-deps stack-up stack-down stack-status clean
+
+run: install stack-up
+	@mkdir -p "$(DAGSTER_HOME)" && cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+	DAGSTER_HOME="$(DAGSTER_HOME)" $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+install: system-deps $(STAMP) $(CASSANDRA_STAMP)
+
+# Java runs Cassandra; npm fetches it. Installed with apt only when missing.
+system-deps:
+	@missing=""; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing with apt"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "Python 3.11+ is required (found $$($(PYTHON) --version))"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --progress-bar off -e '.[dev]'
+	touch $(STAMP)
+
+$(CASSANDRA_STAMP): | $(STAMP)
+	$(BIN)/crypto-platform stack install
+
+stack-up: install
+	$(BIN)/crypto-platform stack up
+
+stack-down:
+	$(BIN)/crypto-platform stack down
+
+stack-status:
+	$(BIN)/crypto-platform stack status
+
+clean: stack-down
+	rm -rf "$(DATA_DIR)"

@@ -1,0 +1,1 @@
+"""crypto_platform: real-time crypto market data on Dagster."""

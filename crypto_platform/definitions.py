@@ -1,0 +1,7 @@
+"""The root Definitions: the merge of every `defs/<domain>/` package's `defs`."""
+
+import dagster as dg
+
+from crypto_platform.defs import streams
+
+defs = dg.Definitions.merge(streams.defs)

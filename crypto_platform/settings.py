@@ -1,0 +1,137 @@
+"""Every setting of the platform, read from `CRYPTO_*` environment variables.
+
+Nothing here runs at import time: callers build `Settings()` when they start, so a
+bad value fails at start-up with a message naming the variable (see `load_settings`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from crypto_platform.errors import ConfigurationError
+
+SourceName = Literal["auto", "binance", "binance-ws", "coinranking", "simulated", "replay"]
+
+ENV_PREFIX = "CRYPTO_"
+
+
+def _split_list(value: object) -> object:
+    """Accept `BTC,ETH` (what people type) as well as a real list."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Connection points, names and tuning of the platform; defaults fit the local stack."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    # Where the local stack keeps pid files, logs and data.
+    data_dir: Path = Path(".crypto_platform")
+    # Where `stack install` unpacks Cassandra (kept apart from data, shared by stacks).
+    vendor_dir: Path = Path(".vendor")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_topic: str = "crypto.prices"
+    kafka_dlq_topic: str = "crypto.prices.dlq"
+    kafka_partitions: Annotated[int, Field(ge=1)] = 3
+    kafka_retention_ms: Annotated[int, Field(ge=60_000)] = 7 * 24 * 3600 * 1000
+    kafka_consumer_group: str = "crypto-mongo-sink"
+
+    mongo_uri: str = "mongodb://127.0.0.1:27017/"
+    mongo_database: str = "crypto"
+    mongo_collection: str = "prices"
+
+    cassandra_hosts: Annotated[list[str], NoDecode] = ["127.0.0.1"]
+    cassandra_port: Annotated[int, Field(ge=1, le=65535)] = 9042
+    cassandra_protocol_version: Annotated[int, Field(ge=3, le=5)] = 3
+    # An identifier, because CQL cannot bind a keyspace name as a parameter.
+    cassandra_keyspace: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,47}$")] = "crypto"
+    cassandra_replication_factor: Annotated[int, Field(ge=1)] = 1
+    # Only the local stack uses these: the node's internal ports and its heap.
+    cassandra_storage_port: Annotated[int, Field(ge=1, le=65535)] = 7000
+    cassandra_ssl_storage_port: Annotated[int, Field(ge=1, le=65535)] = 7001
+    cassandra_jmx_port: Annotated[int, Field(ge=1, le=65535)] = 7199
+    cassandra_heap: Annotated[str, Field(pattern=r"^\d+[MG]$")] = "512M"
+
+    binance_base_url: str = "https://api.binance.com"
+    binance_ws_url: str = "wss://stream.binance.com:9443"
+    coinranking_base_url: str = "https://api.coinranking.com/v2"
+    coinranking_api_key: SecretStr | None = None
+    source: SourceName = "auto"
+    symbols: Annotated[list[str], NoDecode] = ["BTC", "ETH", "SOL"]
+
+    stack_start_timeout_s: Annotated[float, Field(gt=0)] = 120.0
+
+    _split_hosts = field_validator("cassandra_hosts", mode="before")(_split_list)
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _upper_symbols(cls, value: object) -> object:
+        value = _split_list(value)
+        if isinstance(value, list):
+            return [str(symbol).upper() for symbol in value]
+        return value
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port...], got {value!r}")
+        return value
+
+    @field_validator("mongo_uri")
+    @classmethod
+    def _check_mongo_uri(cls, value: str) -> str:
+        if not value.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError(f"expected a mongodb:// URI, got {value!r}")
+        return value
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as `CRYPTO_*` variables for a child process (secrets too: never log)."""
+        env = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, list):
+                value = ",".join(value)
+            env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+        return env
+
+    @property
+    def kafka_port(self) -> int:
+        """Port of the first bootstrap server: the one the local broker listens on."""
+        return int(self.kafka_bootstrap_servers.split(",")[0].rpartition(":")[2])
+
+    @property
+    def mongo_port(self) -> int:
+        """Port of the MongoDB URI's first host: the one the local server listens on."""
+        return urlsplit(self.mongo_uri).port or 27017
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, turning a validation error into one readable message.
+
+    The message names each bad environment variable and what it expects, so a user
+    sees `CRYPTO_CASSANDRA_PORT: Input should be a valid integer (got 'abc')`, not a
+    pydantic traceback.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            field = ".".join(str(part) for part in item["loc"])
+            variable = f"{ENV_PREFIX}{field.split('.')[0].upper()}"
+            problems.append(f"{variable}: {item['msg']} (got {item.get('input')!r})")
+        raise ConfigurationError("invalid settings:\n  " + "\n  ".join(problems)) from None
