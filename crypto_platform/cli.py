@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import click
 
 from crypto_platform.errors import PlatformError
 from crypto_platform.settings import Settings, load_settings
+from crypto_platform.sources import PriceSource, build_source
 from crypto_platform.stack import LocalStack
+from crypto_platform.streaming.producer import TickProducer, run_producer
+from crypto_platform.streaming.pump import pump
+from crypto_platform.streaming.sink import MongoSink, run_sink
+from crypto_platform.streaming.topics import describe
+from crypto_platform.ticks import SOURCES, Tick
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -75,6 +86,167 @@ def stack_status(ctx: click.Context) -> None:
         click.echo(f"{status.name:<10} {status.state:<22} {pid:>8}  {ports}")
     if not all(status.healthy for status in statuses):
         sys.exit(1)
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or Ctrl-C, so loops end cleanly (flush, commit) instead of dying."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        click.echo(
+            f"{signal.Signals(signum).name}: finishing the current batch, then stopping", err=True
+        )
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    return stop
+
+
+_source_options = [
+    click.option(
+        "--source",
+        type=click.Choice(["auto", *SOURCES]),
+        help="Price source (default: CRYPTO_SOURCE).",
+    ),
+    click.option(
+        "--symbols", help="Comma-separated base assets, e.g. BTC,ETH (default: CRYPTO_SYMBOLS)."
+    ),
+    click.option(
+        "--interval",
+        type=click.FloatRange(min=0.1),
+        default=2.0,
+        show_default=True,
+        help="Seconds between polls of a REST source.",
+    ),
+    click.option(
+        "--rate",
+        type=click.FloatRange(min=0.1),
+        help="Ticks per second for simulated/replay (default: full speed).",
+    ),
+    click.option(
+        "--seed", type=int, default=42, show_default=True, help="Seed of the simulated source."
+    ),
+    click.option(
+        "--replay-file", type=click.Path(path_type=Path), help="JSONL file for --source replay."
+    ),
+    click.option("--count", type=click.IntRange(min=1), help="Stop after this many ticks."),
+    click.option(
+        "--duration", type=click.FloatRange(min=0.1), help="Stop after this many seconds."
+    ),
+]
+
+
+def source_options(command: Callable) -> Callable:
+    for option in reversed(_source_options):
+        command = option(command)
+    return command
+
+
+def _source(settings: Settings, options: dict) -> PriceSource:
+    symbols = (
+        [s.strip().upper() for s in options["symbols"].split(",")] if options["symbols"] else None
+    )
+    return build_source(
+        settings,
+        source=options["source"],
+        symbols=symbols,
+        interval=options["interval"],
+        rate=options["rate"],
+        seed=options["seed"],
+        replay_file=options["replay_file"],
+    )
+
+
+@cli.command()
+@source_options
+@click.pass_context
+def produce(ctx: click.Context, **options: Any) -> None:
+    """Publish ticks from a source to Kafka until stopped (or --count / --duration)."""
+    settings = _settings(ctx)
+    stop = _stop_on_signals()
+    source = _source(settings, options)
+    producer = TickProducer(settings)
+    try:
+        stats = run_producer(
+            source, producer, stop, count=options["count"], duration=options["duration"]
+        )
+    finally:
+        producer.close()
+        source.close()
+    click.echo(
+        f"produced {stats.sent} ticks from {source.name} to {settings.kafka_topic} "
+        f"({source.stats.skipped} bad records skipped, {stats.failed} delivery failures resent)"
+    )
+
+
+@cli.command()
+@source_options
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="JSONL file to write.",
+)
+@click.pass_context
+def record(ctx: click.Context, out: Path, **options: Any) -> None:
+    """Record ticks from a source into a JSONL file, for `produce --source replay`."""
+    if options["count"] is None and options["duration"] is None:
+        raise click.UsageError("record needs --count or --duration")
+    settings = _settings(ctx)
+    stop = _stop_on_signals()
+    source = _source(settings, options)
+    try:
+        with out.open("wb") as file:
+
+            def write(batch: list[Tick]) -> None:
+                file.writelines(tick.to_json() + b"\n" for tick in batch)
+
+            written = pump(
+                source, write, stop, count=options["count"], duration=options["duration"]
+            )
+    finally:
+        source.close()
+    click.echo(f"recorded {written} ticks from {source.name} into {out}")
+
+
+@cli.command()
+@click.option(
+    "--until-idle",
+    type=click.FloatRange(min=0.1),
+    help="Stop after this many seconds without a message.",
+)
+@click.option(
+    "--max", "max_messages", type=click.IntRange(min=1), help="Stop after this many messages."
+)
+@click.pass_context
+def consume(ctx: click.Context, until_idle: float | None, max_messages: int | None) -> None:
+    """Store ticks from Kafka in MongoDB (group crypto-mongo-sink), bad ones to the DLQ."""
+    settings = _settings(ctx)
+    stop = _stop_on_signals()
+    sink = MongoSink(settings)
+    try:
+        stats = run_sink(sink, stop, until_idle=until_idle, max_messages=max_messages)
+    finally:
+        sink.close()
+    click.echo(
+        f"consumed {stats.consumed}: {stats.inserted} stored, {stats.duplicates} already stored, "
+        f"{stats.dead_lettered} to {settings.kafka_dlq_topic}"
+    )
+
+
+@cli.command()
+@click.pass_context
+def topics(ctx: click.Context) -> None:
+    """Topics, partitions, end offsets and each consumer group's committed offset and lag."""
+    rows = describe(_settings(ctx))
+    click.echo(f"{'topic':<28} {'part':>4} {'end':>10}  groups (committed / lag)")
+    for row in rows:
+        groups = ", ".join(
+            f"{group} {offset} / {row.end_offset - offset}"
+            for group, offset in row.committed.items()
+        )
+        click.echo(f"{row.topic:<28} {row.partition:>4} {row.end_offset:>10}  {groups or '-'}")
 
 
 def main() -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -35,3 +36,44 @@ def ensure_topics(settings: Settings) -> list[str]:
     finally:
         admin.close()
     return [topic.name for topic in wanted]
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    """One partition: its end offset and, per consumer group, the committed offset."""
+
+    topic: str
+    partition: int
+    end_offset: int
+    committed: dict[str, int]
+
+
+def describe(settings: Settings) -> list[PartitionInfo]:
+    """Every non-internal topic's partitions, end offsets and each group's lag."""
+    admin = admin_client(settings)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id="crypto-platform-topics",
+        enable_auto_commit=False,
+    )
+    try:
+        names = sorted(name for name in admin.list_topics() if not name.startswith("__"))
+        partitions = [
+            TopicPartition(topic["name"], p["partition_index"])
+            for topic in admin.describe_topics(names)
+            for p in topic["partitions"]
+        ]
+        ends = consumer.end_offsets(partitions) if partitions else {}
+        groups = sorted(group["group_id"] for group in admin.list_groups())
+        committed: dict[TopicPartition, dict[str, int]] = {tp: {} for tp in partitions}
+        for group in groups:
+            for tp, offset in admin.list_group_offsets(group).get(group, {}).items():
+                if tp in committed and offset.offset >= 0:
+                    committed[tp][group] = offset.offset
+    finally:
+        consumer.close()
+        admin.close()
+    return [
+        PartitionInfo(tp.topic, tp.partition, ends[tp], committed[tp])
+        for tp in sorted(partitions, key=lambda tp: (tp.topic, tp.partition))
+    ]

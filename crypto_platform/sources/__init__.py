@@ -1,0 +1,92 @@
+"""Price sources, one module each; `build_source` picks one from the settings."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from crypto_platform.errors import ConfigurationError, PlatformError
+from crypto_platform.settings import Settings
+from crypto_platform.sources.base import PriceSource, SourceStats
+from crypto_platform.sources.binance import BinanceRestSource
+from crypto_platform.sources.binance_ws import BinanceWebSocketSource
+from crypto_platform.sources.coinranking import CoinrankingSource
+from crypto_platform.sources.replay import ReplaySource
+from crypto_platform.sources.simulated import SimulatedSource
+
+__all__ = ["PriceSource", "SourceStats", "build_source"]
+
+log = logging.getLogger(__name__)
+
+
+def build_source(
+    settings: Settings,
+    *,
+    source: str | None = None,
+    symbols: list[str] | None = None,
+    interval: float = 2.0,
+    rate: float | None = None,
+    seed: int = 42,
+    replay_file: Path | None = None,
+) -> PriceSource:
+    """The source named by `source` (default: the setting), ready to iterate."""
+    name = source or settings.source
+    symbols = symbols or list(settings.symbols)
+    api_key = (
+        settings.coinranking_api_key.get_secret_value() if settings.coinranking_api_key else None
+    )
+    if name == "binance":
+        return BinanceRestSource(symbols, settings.binance_base_url, interval)
+    if name == "binance-ws":
+        return BinanceWebSocketSource(symbols, settings.binance_ws_url)
+    if name == "coinranking":
+        return CoinrankingSource(symbols, settings.coinranking_base_url, interval, api_key)
+    if name == "simulated":
+        return SimulatedSource(symbols, seed=seed, rate=rate)
+    if name == "replay":
+        if replay_file is None:
+            raise ConfigurationError("the replay source needs a file: pass --replay-file FILE")
+        return ReplaySource(symbols, replay_file, rate=rate)
+    if name == "auto":
+        return _first_live_source(settings, symbols, interval, api_key, seed, rate)
+    raise ConfigurationError(
+        f"unknown source {name!r}: choose auto, binance, binance-ws, coinranking, "
+        "simulated or replay (CRYPTO_SOURCE or --source)"
+    )
+
+
+def _first_live_source(
+    settings: Settings,
+    symbols: list[str],
+    interval: float,
+    api_key: str | None,
+    seed: int,
+    rate: float | None,
+) -> PriceSource:
+    """Binance if it answers, else Coinranking (with a key), else the simulator, loudly."""
+    candidates: list[PriceSource] = [
+        BinanceRestSource(symbols, settings.binance_base_url, interval, attempts=1, timeout=3.0)
+    ]
+    if api_key:
+        candidates.append(
+            CoinrankingSource(
+                symbols, settings.coinranking_base_url, interval, api_key, attempts=1, timeout=3.0
+            )
+        )
+    reasons = []
+    for candidate in candidates:
+        assert isinstance(candidate, BinanceRestSource | CoinrankingSource)
+        try:
+            if candidate.poll():
+                log.info("auto: using the live source %s", candidate.name)
+                return candidate
+            reasons.append(f"{candidate.name}: no usable prices")
+        except PlatformError as error:
+            reasons.append(f"{candidate.name}: {error}")
+        candidate.close()
+    log.warning(
+        "auto: NO LIVE SOURCE ANSWERED (%s). Using SIMULATED prices: every tick says "
+        "source=simulated. Set CRYPTO_SOURCE to choose a source explicitly.",
+        "; ".join(reasons),
+    )
+    return SimulatedSource(symbols, seed=seed, rate=rate or len(symbols) / interval)

@@ -1,0 +1,134 @@
+"""HTTP for the live sources: timeouts, retries with jittered backoff, Retry-After, a breaker.
+
+A 429 or 418 waits as long as the server's Retry-After says; 5xx and network errors back
+off exponentially with jitter; after `fail_max` exhausted requests the circuit opens and
+requests fail fast until it half-opens `reset_timeout` seconds later.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+import orjson
+import pybreaker
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from crypto_platform.errors import PlatformError
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = {418, 429, 500, 502, 503, 504}
+
+
+class SourceUnavailable(PlatformError):
+    """The source did not answer usefully this time; the caller tries again later."""
+
+
+class RejectedRequest(PlatformError):
+    """The source refused the request itself (bad key, unknown symbol): retrying won't help."""
+
+
+class _Retryable(Exception):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+class ResilientHttp:
+    """One source's HTTP client: GET JSON with retries, backoff and a circuit breaker."""
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        timeout: float = 5.0,
+        attempts: int = 4,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 8.0,
+        max_retry_after: float = 60.0,
+        fail_max: int = 5,
+        reset_timeout: float = 30.0,
+    ) -> None:
+        self.name = name
+        self.client = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
+        self.breaker = pybreaker.CircuitBreaker(
+            fail_max=fail_max, reset_timeout=reset_timeout, name=name
+        )
+        self._attempts = attempts
+        self._backoff = wait_exponential_jitter(initial=backoff_initial, max=backoff_max)
+        self._max_retry_after = max_retry_after
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, _Retryable) and error.retry_after is not None:
+            return min(error.retry_after, self._max_retry_after)
+        return self._backoff(state)
+
+    def get_json(self, path: str, params: Any = None) -> Any:
+        """GET `path` and decode JSON; `SourceUnavailable` when it cannot, after retries."""
+        try:
+            return self.breaker.call(self._get_with_retries, path, params)
+        except pybreaker.CircuitBreakerError:
+            raise SourceUnavailable(
+                f"circuit open after repeated failures; next try in "
+                f"{self.breaker.reset_timeout:.0f}s"
+            ) from None
+
+    def _get_with_retries(self, path: str, params: Any) -> Any:
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Retryable),
+            stop=stop_after_attempt(self._attempts),
+            wait=self._wait,
+            reraise=True,
+        )
+        try:
+            response = retrying(self._get_once, path, params)
+        except _Retryable as error:
+            raise SourceUnavailable(f"{error} (after {self._attempts} attempts)") from None
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            kind = "an HTML page" if b"<html" in response.content[:200].lower() else "bad JSON"
+            raise SourceUnavailable(f"answered {kind} instead of JSON") from None
+
+    def _get_once(self, path: str, params: Any) -> httpx.Response:
+        try:
+            response = self.client.get(path, params=params)
+        except httpx.HTTPError as error:
+            raise _Retryable(f"{type(error).__name__}: {error}") from None
+        if response.status_code in RETRYABLE_STATUS:
+            retry_after = _retry_after(response)
+            log.warning(
+                "%s: HTTP %s%s",
+                self.name,
+                response.status_code,
+                f", Retry-After {retry_after:g}s" if retry_after is not None else "",
+            )
+            raise _Retryable(f"HTTP {response.status_code}", retry_after)
+        if response.status_code >= 400:
+            raise RejectedRequest(
+                f"{self.name} refused the request (HTTP {response.status_code}): "
+                f"{response.text[:300]}"
+            )
+        return response
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,222 @@
+"""The MongoDB sink: `crypto.prices` into `crypto.prices`, exactly once in effect.
+
+Per poll: parse every message (bad ones to the DLQ, acknowledged), insert the rest
+unordered with a journaled write (a duplicate `_id` means "already stored"), and only
+then commit the offsets. A crash anywhere redelivers at most the last poll, which the
+`_id` makes harmless. MongoDB down: the poll is retried with backoff until it is back,
+committing nothing meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaConsumer
+from kafka.errors import CommitFailedError, KafkaError
+from pymongo import WriteConcern
+from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError
+from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
+
+from crypto_platform.errors import PlatformError
+from crypto_platform.settings import Settings
+from crypto_platform.storage import mongo
+from crypto_platform.streaming.dead_letters import DeadLetters
+from crypto_platform.streaming.progress import Progress
+from crypto_platform.ticks import InvalidTick, Tick
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_KEY = 11000
+
+
+class SinkStopped(PlatformError):
+    """Stopped while waiting for MongoDB; nothing of the pending poll was committed."""
+
+
+@dataclass
+class SinkStats:
+    """What a sink run did."""
+
+    consumed: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    write_retries: int = 0
+
+
+class MongoSink:
+    """Kafka consumer (group `crypto-mongo-sink`), DLQ producer and MongoDB collection."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        max_poll_records: int = 5000,
+        retry_initial: float = 0.5,
+        retry_max: float = 10.0,
+    ) -> None:
+        self.settings = settings
+        self.stats = SinkStats()
+        self._max_poll_records = max_poll_records
+        self._backoff = wait_exponential_jitter(initial=retry_initial, max=retry_max)
+        self.consumer = KafkaConsumer(
+            settings.kafka_topic,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=settings.kafka_consumer_group,
+            client_id="crypto-mongo-sink",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=max_poll_records,
+            max_poll_interval_ms=600_000,
+        )
+        self.dead_letters = DeadLetters(settings)
+        self._client = mongo.connect(settings)
+        self.collection = mongo.prices_collection(self._client, settings).with_options(
+            write_concern=WriteConcern(w=1, j=True)
+        )
+
+    def poll_once(
+        self, stop: threading.Event, timeout_ms: int = 500, limit: int | None = None
+    ) -> int:
+        """Store one poll's messages and commit them; return how many were consumed."""
+        max_records = min(self._max_poll_records, limit) if limit else self._max_poll_records
+        polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        records = [record for batch in polled.values() for record in batch]
+        if not records:
+            return 0
+        documents: list[dict[str, Any]] = []
+        dead = 0
+        for record in records:
+            try:
+                documents.append(Tick.from_json(record.value).to_document())
+            except InvalidTick as error:
+                self._dead_letter(record, error.reason)
+                dead += 1
+        if dead:
+            self.dead_letters.flush()
+        if documents:
+            self._write_with_retries(documents, stop)
+        self._commit()
+        self.stats.consumed += len(records)
+        self.stats.dead_lettered += dead
+        return len(records)
+
+    def _dead_letter(self, record: Any, reason: str) -> None:
+        if self.stats.dead_lettered < 3:
+            log.warning(
+                "dead letter from %s[%d]@%d: %s",
+                record.topic,
+                record.partition,
+                record.offset,
+                reason,
+            )
+        self.dead_letters.send(record, reason)
+
+    def _write_with_retries(self, documents: list[dict[str, Any]], stop: threading.Event) -> None:
+        def sleep_unless_stopped(seconds: float) -> None:
+            if stop.wait(seconds):
+                raise SinkStopped("stopped while MongoDB was unreachable")
+
+        def note_retry(state: Any) -> None:
+            self.stats.write_retries += 1
+            log.warning(
+                "MongoDB write failed (%s); nothing committed, retrying in %.1fs",
+                state.outcome.exception() if state.outcome else "?",
+                state.upcoming_sleep,
+            )
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(ConnectionFailure),
+            wait=self._backoff,
+            sleep=sleep_unless_stopped,
+            before_sleep=note_retry,
+            reraise=True,
+        )
+        retrying(self._insert, documents)
+
+    def _insert(self, documents: list[dict[str, Any]]) -> None:
+        try:
+            result = self.collection.insert_many(documents, ordered=False)
+            self.stats.inserted += len(result.inserted_ids)
+        except BulkWriteError as error:
+            errors = error.details.get("writeErrors", [])
+            others = [e for e in errors if e.get("code") != DUPLICATE_KEY]
+            if others:
+                raise PlatformError(
+                    f"MongoDB refused documents: {others[0].get('errmsg')}"
+                ) from None
+            self.stats.inserted += error.details.get("nInserted", 0)
+            self.stats.duplicates += len(errors)
+
+    def _commit(self) -> None:
+        try:
+            self.consumer.commit()
+        except CommitFailedError as error:
+            # The group rebalanced meanwhile: the new owner gets these messages again,
+            # and their _id makes the second write a no-op.
+            log.warning("offset commit failed after a rebalance (%s); will be redelivered", error)
+
+    def lag(self) -> int:
+        """Messages in the topic not yet committed by this group (over assigned partitions)."""
+        partitions = list(self.consumer.assignment())
+        if not partitions:
+            return 0
+        try:
+            ends = self.consumer.end_offsets(partitions)
+            committed = {tp: self.consumer.committed(tp) or 0 for tp in partitions}
+        except KafkaError:
+            return -1
+        return sum(max(0, ends[tp] - committed[tp]) for tp in partitions)
+
+    def close(self) -> None:
+        """Leave the group cleanly; offsets were committed after each write."""
+        for closer in (self.dead_letters.close, self.consumer.close, self._client.close):
+            try:
+                closer()
+            except (KafkaError, PyMongoError, OSError) as error:
+                log.warning("closing the sink: %s", error)
+
+
+def run_sink(
+    sink: MongoSink,
+    stop: threading.Event,
+    *,
+    until_idle: float | None = None,
+    max_messages: int | None = None,
+    progress: Progress | None = None,
+) -> SinkStats:
+    """Consume until `stop`, `max_messages`, or `until_idle` seconds without a message."""
+    progress = progress or Progress("sink")
+    idle_since: float | None = None
+    while not stop.is_set():
+        remaining = None if max_messages is None else max_messages - sink.stats.consumed
+        if remaining is not None and remaining <= 0:
+            break
+        try:
+            got = sink.poll_once(stop, limit=remaining)
+        except SinkStopped:
+            break
+        now = time.monotonic()
+        if got:
+            idle_since = None
+        elif until_idle is not None:
+            idle_since = idle_since or now
+            if now - idle_since >= until_idle:
+                break
+        progress.maybe_report(sink.stats.consumed, **_extra(sink))
+    progress.emit(sink.stats.consumed, **_extra(sink), lag=sink.lag())
+    return sink.stats
+
+
+def _extra(sink: MongoSink) -> dict[str, int]:
+    s = sink.stats
+    return {
+        "inserted": s.inserted,
+        "duplicates": s.duplicates,
+        "dead_lettered": s.dead_lettered,
+        "write_retries": s.write_retries,
+    }

@@ -1,0 +1,105 @@
+"""The tick: one price of one coin at one moment, as it travels through Kafka (schema v1).
+
+Validated here and only here: sources build ticks through `Tick(...)`, the sink parses
+Kafka bytes through `Tick.from_json`, and both get the same rules and the same errors.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+__all__ = ["SOURCES", "InvalidTick", "Tick", "now_ms"]
+
+SourceTag = Literal["binance", "binance-ws", "coinranking", "simulated", "replay"]
+SOURCES: tuple[str, ...] = SourceTag.__args__  # type: ignore[attr-defined]
+
+PositiveFinite = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds since the epoch: the unit of every tick timestamp."""
+    return time.time_ns() // 1_000_000
+
+
+class InvalidTick(ValueError):
+    """A message that is not a valid tick; `reason` says why, in one line."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Tick(BaseModel):
+    """A price tick; identity `source:symbol:event_time_ms` is its MongoDB `_id`."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    schema_version: Literal[1] = 1
+    source: SourceTag
+    symbol: Annotated[str, Field(pattern=r"^[A-Z0-9]{1,20}$")]
+    price: PositiveFinite
+    event_time_ms: Annotated[int, Field(gt=0)]
+    ingest_time_ms: Annotated[int, Field(gt=0)]
+    quote: Literal["USD", "USDT"] = "USD"
+    name: str | None = None
+    market_cap: PositiveFinite | None = None
+    volume_24h: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    change_24h_pct: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    number_of_markets: Annotated[int, Field(ge=0)] | None = None
+    total_supply: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    uuid: str | None = None
+
+    @field_validator("price", mode="before")
+    @classmethod
+    def _price_is_a_number(cls, value: Any) -> Any:
+        # Sources hand prices as strings (Coinranking, Binance); "abc" or "" must not pass.
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise ValueError(f"price is not a number: {value!r}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("price is not finite")
+        return value
+
+    @property
+    def identity(self) -> str:
+        return f"{self.source}:{self.symbol}:{self.event_time_ms}"
+
+    def to_json(self) -> bytes:
+        """The Kafka message value: compact JSON without the absent optional fields."""
+        return self.model_dump_json(exclude_none=True).encode()
+
+    def to_document(self) -> dict[str, Any]:
+        """The MongoDB document: the tick's fields with `_id` = its identity."""
+        document = self.model_dump(exclude_none=True)
+        document["_id"] = self.identity
+        return document
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Tick:
+        """Parse a Kafka message value; any problem becomes an `InvalidTick` with a reason."""
+        try:
+            return cls.model_validate_json(data)
+        except ValidationError as error:
+            raise InvalidTick(_one_line(error)) from None
+
+    @classmethod
+    def build(cls, **fields: Any) -> Tick:
+        """Build a tick from a source's fields; any problem becomes an `InvalidTick`."""
+        try:
+            return cls.model_validate(fields)
+        except ValidationError as error:
+            raise InvalidTick(_one_line(error)) from None
+
+
+def _one_line(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in item["loc"]) or "message"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
