@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from crypto_platform.diagnostics import explain_unreachable
 from crypto_platform.errors import PlatformError
 from crypto_platform.settings import Settings, load_settings
 from crypto_platform.sources import PriceSource, build_source
@@ -38,9 +39,11 @@ def cli(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # The Cassandra driver logs every refused connection while a node starts: noise here.
-    logging.getLogger("cassandra").setLevel(logging.ERROR)
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    # The client libraries log every refused connection and retry; our own messages say
+    # what matters (and how to fix it), so theirs show only with --verbose.
+    if not verbose:
+        for library in ("cassandra", "kafka", "httpx"):
+            logging.getLogger(library).setLevel(logging.CRITICAL)
 
 
 @cli.group()
@@ -263,4 +266,10 @@ def main() -> None:
         sys.exit(130)
     except PlatformError as error:
         click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    except Exception as error:
+        message = explain_unreachable(error, load_settings())
+        if message is None:
+            raise
+        click.echo(f"error: {message}", err=True)
         sys.exit(1)

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     kafka_partitions: Annotated[int, Field(ge=1)] = 3
     kafka_retention_ms: Annotated[int, Field(ge=60_000)] = 7 * 24 * 3600 * 1000
     kafka_consumer_group: str = "crypto-mongo-sink"
+    # Static group membership: a restarted sink takes its partitions back at once.
+    # Default: one per host; give each further sink on a host its own id.
+    kafka_consumer_instance_id: str | None = None
 
     mongo_uri: str = "mongodb://127.0.0.1:27017/"
     mongo_database: str = "crypto"

@@ -14,10 +14,11 @@ from collections.abc import Iterator
 
 import orjson
 import pybreaker
-from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
+from tenacity import Retrying, retry_if_exception_type
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
+from crypto_platform.resilience import circuit_breaker, jittered_backoff
 from crypto_platform.sources.base import PriceSource
 from crypto_platform.sources.binance import QUOTE, market
 from crypto_platform.ticks import Tick, now_ms
@@ -50,10 +51,8 @@ class BinanceWebSocketSource(PriceSource):
         self._by_market = {market(symbol): symbol for symbol in symbols}
         self._open_timeout = open_timeout
         self._ping_interval = ping_interval
-        self._backoff = wait_exponential_jitter(initial=backoff_initial, max=backoff_max)
-        self.breaker = pybreaker.CircuitBreaker(
-            fail_max=fail_max, reset_timeout=reset_timeout, name=self.name
-        )
+        self._backoff = jittered_backoff(backoff_initial, backoff_max)
+        self.breaker = circuit_breaker(self.name, fail_max, reset_timeout)
         self.reconnects = 0
 
     def _connect(self) -> ClientConnection:
@@ -71,13 +70,12 @@ class BinanceWebSocketSource(PriceSource):
             if connection is None:
                 return
             log.info("binance-ws: connected to %s", self.url)
-            try:
-                yield from self._receive(connection, stop)
-            except (OSError, WebSocketException) as error:
-                self.reconnects += 1
-                log.warning("binance-ws: connection lost (%s); reconnecting", error)
-            finally:
-                connection.close()
+            with connection:
+                try:
+                    yield from self._receive(connection, stop)
+                except (OSError, WebSocketException) as error:
+                    self.reconnects += 1
+                    log.warning("binance-ws: connection lost (%s); reconnecting", error)
 
     def _open(self, stop: threading.Event) -> ClientConnection | None:
         """Connect, retrying with backoff until it works; None once `stop` is set."""

@@ -18,10 +18,10 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
-    wait_exponential_jitter,
 )
 
 from crypto_platform.errors import PlatformError
+from crypto_platform.resilience import circuit_breaker, jittered_backoff
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +69,9 @@ class ResilientHttp:
     ) -> None:
         self.name = name
         self.client = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
-        self.breaker = pybreaker.CircuitBreaker(
-            fail_max=fail_max, reset_timeout=reset_timeout, name=name
-        )
+        self.breaker = circuit_breaker(name, fail_max, reset_timeout)
         self._attempts = attempts
-        self._backoff = wait_exponential_jitter(initial=backoff_initial, max=backoff_max)
+        self._backoff = jittered_backoff(backoff_initial, backoff_max)
         self._max_retry_after = max_retry_after
 
     def _wait(self, state: RetryCallState) -> float:

@@ -10,6 +10,7 @@ committing nothing meanwhile.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -19,9 +20,10 @@ from kafka import KafkaConsumer
 from kafka.errors import CommitFailedError, KafkaError
 from pymongo import WriteConcern
 from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError
-from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
+from tenacity import Retrying, retry_if_exception_type
 
 from crypto_platform.errors import PlatformError
+from crypto_platform.resilience import jittered_backoff
 from crypto_platform.settings import Settings
 from crypto_platform.storage import mongo
 from crypto_platform.streaming.dead_letters import DeadLetters
@@ -62,7 +64,7 @@ class MongoSink:
         self.settings = settings
         self.stats = SinkStats()
         self._max_poll_records = max_poll_records
-        self._backoff = wait_exponential_jitter(initial=retry_initial, max=retry_max)
+        self._backoff = jittered_backoff(retry_initial, retry_max)
         self.consumer = KafkaConsumer(
             settings.kafka_topic,
             bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -72,9 +74,18 @@ class MongoSink:
             auto_offset_reset="earliest",
             max_poll_records=max_poll_records,
             max_poll_interval_ms=600_000,
+            # Static membership: a sink restarted after a crash rejoins as the same member
+            # and gets its partitions back without waiting for the old session to expire.
+            group_instance_id=settings.kafka_consumer_instance_id
+            or f"{socket.gethostname()}-mongo-sink",
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=3_000,
         )
         self.dead_letters = DeadLetters(settings)
         self._client = mongo.connect(settings)
+        # Fail at start, with a clear message, if MongoDB is not there at all; once
+        # running, an outage is waited out instead (see `_write_with_retries`).
+        self._client.admin.command("ping")
         self.collection = mongo.prices_collection(self._client, settings).with_options(
             write_concern=WriteConcern(w=1, j=True)
         )
@@ -188,9 +199,15 @@ def run_sink(
     until_idle: float | None = None,
     max_messages: int | None = None,
     progress: Progress | None = None,
+    assignment_timeout: float = 120.0,
 ) -> SinkStats:
-    """Consume until `stop`, `max_messages`, or `until_idle` seconds without a message."""
+    """Consume until `stop`, `max_messages`, or `until_idle` seconds without a message.
+
+    Idle time counts only once partitions are assigned: after a crash, the group waits
+    for the dead member's session to expire before handing its partitions over.
+    """
     progress = progress or Progress("sink")
+    started = time.monotonic()
     idle_since: float | None = None
     while not stop.is_set():
         remaining = None if max_messages is None else max_messages - sink.stats.consumed
@@ -201,8 +218,14 @@ def run_sink(
         except SinkStopped:
             break
         now = time.monotonic()
-        if got:
+        if got or not sink.consumer.assignment():
             idle_since = None
+            if not got and until_idle is not None and now - started > assignment_timeout:
+                raise PlatformError(
+                    f"no partition of {sink.settings.kafka_topic} was assigned within "
+                    f"{assignment_timeout:.0f}s: is the topic there, and is another member "
+                    f"of group {sink.settings.kafka_consumer_group} holding every partition?"
+                )
         elif until_idle is not None:
             idle_since = idle_since or now
             if now - idle_since >= until_idle:

@@ -3,5 +3,13 @@
 import dagster as dg
 
 from crypto_platform.defs.streams import assets
+from crypto_platform.defs.streams.resources import KafkaResource, MongoResource, PriceSourceResource
 
-defs = dg.Definitions(assets=assets.STREAM_ASSETS)
+defs = dg.Definitions(
+    assets=assets.STREAM_ASSETS,
+    resources={
+        "kafka": KafkaResource(),
+        "mongo": MongoResource(),
+        "price_source": PriceSourceResource(),
+    },
+)

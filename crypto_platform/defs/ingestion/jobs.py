@@ -1,0 +1,120 @@
+"""`ingest_prices` (source to Kafka) and `persist_prices` (Kafka to MongoDB): long-running.
+
+Each is one op that runs until its run is terminated; every `progress_every_s` seconds
+it records a materialisation of its asset with counts and rates as metadata.
+"""
+
+import threading
+from collections.abc import Callable
+
+import dagster as dg
+
+from crypto_platform.defs.long_running import STREAMING_TAGS, run_until_terminated
+from crypto_platform.defs.streams.assets import KAFKA_PRICES, MONGO_PRICES
+from crypto_platform.defs.streams.resources import (
+    KafkaResource,
+    MongoResource,
+    PriceSourceResource,
+    settings_for,
+)
+from crypto_platform.streaming.producer import TickProducer, run_producer
+from crypto_platform.streaming.progress import Progress, Snapshot
+from crypto_platform.streaming.sink import MongoSink, run_sink
+
+
+class StreamingConfig(dg.Config):
+    """How often a long-running op reports progress to Dagster."""
+
+    progress_every_s: float = 10.0
+
+
+def _materialize(context: dg.OpExecutionContext, key: dg.AssetKey, **static: str) -> Callable:
+    def record(snapshot: Snapshot) -> None:
+        context.log.info(", ".join(f"{name} {value}" for name, value in snapshot.items()))
+        context.log_event(
+            dg.AssetMaterialization(asset_key=key, metadata={**static, **dict(snapshot)})
+        )
+
+    return record
+
+
+@dg.op(description="Publish ticks from the price source to Kafka until terminated.")
+def publish_ticks(
+    context: dg.OpExecutionContext,
+    config: StreamingConfig,
+    kafka: KafkaResource,
+    price_source: PriceSourceResource,
+) -> None:
+    settings = settings_for(kafka, price_source)
+    source = price_source.build(settings)
+    context.log.info(f"publishing {source.name} ticks for {', '.join(source.symbols)}")
+
+    def loop(stop: threading.Event, report: Callable[[Snapshot], None]) -> None:
+        producer = TickProducer(settings)
+        try:
+            progress = Progress("ingest_prices", report, every=config.progress_every_s)
+            run_producer(source, producer, stop, progress=progress)
+        finally:
+            producer.close()
+            source.close()
+
+    run_until_terminated(
+        context,
+        loop,
+        _materialize(context, KAFKA_PRICES, source=source.name, topic=settings.kafka_topic),
+    )
+
+
+@dg.op(description="Store ticks from Kafka in MongoDB (dead letters to the DLQ) until terminated.")
+def store_ticks(
+    context: dg.OpExecutionContext,
+    config: StreamingConfig,
+    kafka: KafkaResource,
+    mongo: MongoResource,
+) -> None:
+    settings = settings_for(kafka, mongo)
+    context.log.info(
+        f"storing {settings.kafka_topic} in {settings.mongo_database}.{settings.mongo_collection}"
+    )
+    record = _materialize(context, MONGO_PRICES, group=settings.kafka_consumer_group)
+
+    def loop(stop: threading.Event, report: Callable[[Snapshot], None]) -> None:
+        sink = MongoSink(settings)
+
+        def with_totals(snapshot: Snapshot) -> None:
+            report(
+                {
+                    **snapshot,
+                    "lag": sink.lag(),
+                    "documents": sink.collection.estimated_document_count(),
+                }
+            )
+
+        try:
+            run_sink(
+                sink,
+                stop,
+                progress=Progress("persist_prices", with_totals, every=config.progress_every_s),
+            )
+        finally:
+            sink.close()
+
+    run_until_terminated(context, loop, record)
+
+
+@dg.job(
+    description="Long-running: the producer, from the price source to Kafka.",
+    tags=STREAMING_TAGS,
+    executor_def=dg.in_process_executor,
+)
+def ingest_prices() -> None:
+    publish_ticks()
+
+
+@dg.job(
+    description="Long-running: the MongoDB sink, from Kafka to crypto.prices.",
+    tags=STREAMING_TAGS,
+    executor_def=dg.in_process_executor,
+)
+def persist_prices() -> None:
+    store_ticks()

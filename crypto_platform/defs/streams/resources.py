@@ -1,0 +1,86 @@
+"""One resource per external system. Unset fields fall back to the `CRYPTO_*` settings.
+
+Settings are read when a run uses the resource, never when the definitions load.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from crypto_platform.settings import Settings, load_settings
+from crypto_platform.sources import PriceSource, build_source
+
+
+class _SettingsResource(dg.ConfigurableResource):
+    """A resource whose set fields override settings of the same meaning."""
+
+    def overrides(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+def settings_for(*resources: _SettingsResource) -> Settings:
+    """The settings with every set field of `resources` applied."""
+    merged: dict[str, Any] = {}
+    for resource in resources:
+        merged.update(
+            {key: value for key, value in resource.overrides().items() if value is not None}
+        )
+    return load_settings(**merged)
+
+
+class KafkaResource(_SettingsResource):
+    """The Kafka cluster and the names of the tick topics and the sink's group."""
+
+    bootstrap_servers: str | None = None
+    topic: str | None = None
+    dlq_topic: str | None = None
+    consumer_group: str | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        return {
+            "kafka_bootstrap_servers": self.bootstrap_servers,
+            "kafka_topic": self.topic,
+            "kafka_dlq_topic": self.dlq_topic,
+            "kafka_consumer_group": self.consumer_group,
+        }
+
+
+class MongoResource(_SettingsResource):
+    """The MongoDB deployment holding the raw ticks."""
+
+    uri: str | None = None
+    database: str | None = None
+    collection: str | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        return {
+            "mongo_uri": self.uri,
+            "mongo_database": self.database,
+            "mongo_collection": self.collection,
+        }
+
+
+class PriceSourceResource(_SettingsResource):
+    """Which source the producer reads, for which symbols, how often."""
+
+    source: str | None = None
+    symbols: list[str] | None = None
+    interval_s: float = 2.0
+    rate: float | None = None
+    seed: int = 42
+    replay_file: str | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        return {"source": self.source, "symbols": self.symbols}
+
+    def build(self, settings: Settings) -> PriceSource:
+        return build_source(
+            settings,
+            interval=self.interval_s,
+            rate=self.rate,
+            seed=self.seed,
+            replay_file=Path(self.replay_file) if self.replay_file else None,
+        )

@@ -1,0 +1,22 @@
+"""The backoff and circuit breaker every network loop of the platform uses."""
+
+from __future__ import annotations
+
+import pybreaker
+from tenacity import wait_exponential_jitter
+from tenacity.wait import wait_base
+
+
+def jittered_backoff(initial: float, maximum: float) -> wait_base:
+    """Waits of initial * 2^(n-1) seconds plus up to `initial` of jitter, capped at `maximum`."""
+    return wait_exponential_jitter(multiplier=initial, jitter=initial, max=maximum)
+
+
+def circuit_breaker(name: str, fail_max: int, reset_timeout: float) -> pybreaker.CircuitBreaker:
+    """Opens after `fail_max` failures in a row; half-opens after `reset_timeout` seconds.
+
+    The call that trips it raises its own error, so the cause is what gets logged.
+    """
+    return pybreaker.CircuitBreaker(
+        fail_max=fail_max, reset_timeout=reset_timeout, name=name, throw_new_error_on_trip=False
+    )

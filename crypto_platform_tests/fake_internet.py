@@ -1,0 +1,211 @@
+"""The faked internet: local HTTP and WebSocket servers with payloads shaped like the real APIs."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.sync.server import ServerConnection, serve
+
+
+@dataclass
+class Reply:
+    """One scripted HTTP answer."""
+
+    status: int = 200
+    body: bytes | str | Any = b"{}"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+    def payload(self) -> bytes:
+        if isinstance(self.body, bytes):
+            return self.body
+        if isinstance(self.body, str):
+            return self.body.encode()
+        return json.dumps(self.body).encode()
+
+
+@dataclass
+class Request:
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    at: float
+
+
+class FakeApi:
+    """An HTTP server answering from a per-path script; the last reply repeats."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self._scripts: dict[str, deque[Reply]] = {}
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                api.requests.append(
+                    Request(parts.path, parse_qs(parts.query), dict(self.headers), time.monotonic())
+                )
+                reply = api._next(parts.path)
+                time.sleep(reply.delay)
+                payload = reply.payload()
+                try:
+                    self.send_response(reply.status)
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def script(self, path: str, *replies: Reply) -> None:
+        self._scripts[path] = deque(replies)
+
+    def _next(self, path: str) -> Reply:
+        script = self._scripts.get(path)
+        if not script:
+            return Reply(404, {"msg": "not found"})
+        return script.popleft() if len(script) > 1 else script[0]
+
+    def hits(self, path: str) -> list[Request]:
+        return [request for request in self.requests if request.path == path]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def binance_ticker(symbol: str, price: str, close_time: int = 1_763_700_000_000) -> dict:
+    """One element of GET /api/v3/ticker/24hr, as Binance sends it."""
+    return {
+        "symbol": symbol,
+        "priceChange": "-94.99999800",
+        "priceChangePercent": "-0.950",
+        "weightedAvgPrice": "0.29628482",
+        "prevClosePrice": "0.10002000",
+        "lastPrice": price,
+        "lastQty": "200.00000000",
+        "bidPrice": "4.00000000",
+        "bidQty": "100.00000000",
+        "askPrice": "4.00000200",
+        "askQty": "100.00000000",
+        "openPrice": "99.00000000",
+        "highPrice": "100.00000000",
+        "lowPrice": "0.10000000",
+        "volume": "8913.30000000",
+        "quoteVolume": "15.30000000",
+        "openTime": close_time - 86_400_000,
+        "closeTime": close_time,
+        "firstId": 28385,
+        "lastId": 28460,
+        "count": 76,
+    }
+
+
+def coinranking_coin(symbol: str, price: str | None, **extra: Any) -> dict:
+    """One element of GET /v2/coins data.coins, as Coinranking sends it (prices as strings)."""
+    coin = {
+        "uuid": f"uuid-{symbol}",
+        "symbol": symbol,
+        "name": {"BTC": "Bitcoin", "ETH": "Ethereum", "SOL": "Solana"}.get(symbol, symbol),
+        "color": "#f7931A",
+        "iconUrl": "https://cdn.coinranking.com/bOabBYkcX/bitcoin_btc.svg",
+        "marketCap": "1282325872580",
+        "price": price,
+        "listedAt": 1330214400,
+        "tier": 1,
+        "change": "-0.52",
+        "rank": 1,
+        "sparkline": ["64600.1", None, "64800.7"],
+        "lowVolume": False,
+        "coinrankingUrl": "https://coinranking.com/coin/Qwsogvtv82FCd+bitcoin-btc",
+        "24hVolume": "33221958102",
+        "btcPrice": "1",
+        "numberOfMarkets": 9712,
+        "supply": {
+            "confirmed": True,
+            "max": "21000000",
+            "total": "19790000",
+            "circulating": "19790000",
+        },
+    }
+    coin.update(extra)
+    return coin
+
+
+def coinranking_page(coins: list[dict]) -> dict:
+    return {"status": "success", "data": {"stats": {"total": len(coins)}, "coins": coins}}
+
+
+class FakeBinanceStream:
+    """A WebSocket server for `/stream?streams=...`: pushes what `feed` yields per connection."""
+
+    def __init__(self, feed: Callable[[int], Iterator[str | None]]) -> None:
+        """`feed(connection_number)` yields messages; None closes that connection."""
+        self.connections = 0
+        self.paths: list[str] = []
+        self._feed = feed
+
+        def handler(connection: ServerConnection) -> None:
+            self.connections += 1
+            self.paths.append(connection.request.path if connection.request else "")
+            for message in self._feed(self.connections):
+                if message is None:
+                    connection.close()
+                    return
+                connection.send(message)
+            connection.wait_closed()
+
+        self.server = serve(handler, "127.0.0.1", 0)
+        self.url = f"ws://127.0.0.1:{self.server.socket.getsockname()[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def mini_ticker(market: str, price: str, event_ms: int) -> str:
+    """One combined-stream miniTicker message, as Binance pushes it."""
+    return json.dumps(
+        {
+            "stream": f"{market.lower()}@miniTicker",
+            "data": {
+                "e": "24hrMiniTicker",
+                "E": event_ms,
+                "s": market,
+                "c": price,
+                "o": "0.0010",
+                "h": "0.0025",
+                "l": "0.0010",
+                "v": "10000",
+                "q": "18",
+            },
+        }
+    )
+
+
+@contextmanager
+def fake_api() -> Iterator[FakeApi]:
+    api = FakeApi()
+    try:
+        yield api
+    finally:
+        api.close()

@@ -1,0 +1,62 @@
+"""What tests read back from the real servers: documents, topic sizes, dead letters."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from pymongo import MongoClient
+
+from crypto_platform.settings import Settings
+
+
+def stored_ids(settings: Settings) -> list[str]:
+    with MongoClient(settings.mongo_uri) as client:
+        collection = client[settings.mongo_database][settings.mongo_collection]
+        return [document["_id"] for document in collection.find({}, {"_id": 1})]
+
+
+def stored_count(settings: Settings) -> int:
+    with MongoClient(settings.mongo_uri) as client:
+        return client[settings.mongo_database][settings.mongo_collection].count_documents({})
+
+
+def read_topic(settings: Settings, topic: str) -> list[ConsumerRecord]:
+    """Every record of `topic`, from the beginning, without a group."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning()
+        ends = consumer.end_offsets(partitions)
+        records: list[ConsumerRecord] = []
+        deadline = time.monotonic() + 30
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            assert time.monotonic() < deadline, "reading the topic took too long"
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def topic_size(settings: Settings, topic: str) -> int:
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        return sum(consumer.end_offsets(partitions).values())
+    finally:
+        consumer.close()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
