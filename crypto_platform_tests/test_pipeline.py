@@ -83,7 +83,7 @@ def test_mongodb_down_mid_stream_loses_nothing(stack: LocalStack, settings: Sett
     assert consumer.poll() is None  # still running, waiting for MongoDB
     stack.up()
 
-    out, err = consumer.communicate(timeout=120)
+    _, err = consumer.communicate(timeout=120)
     assert consumer.returncode == 0, err
     assert "MongoDB write failed" in err and "nothing committed" in err
     assert stored_count(settings) == 20_000
