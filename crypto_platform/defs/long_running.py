@@ -32,6 +32,10 @@ def run_until_terminated(
 ) -> T | None:
     """Run `loop(stop, report)` in a thread; relay each report to `on_progress` here."""
     stop = threading.Event()
+    # Set by the worker when it has really finished. Not `Thread.join`/`is_alive`: on
+    # CPython 3.11 an exception raised into `join` by a signal handler (Dagster's
+    # interrupt) marks the thread stopped while it still runs.
+    done = threading.Event()
     reports: queue.Queue[Snapshot] = queue.Queue()
     outcome: dict[str, object] = {}
 
@@ -40,21 +44,21 @@ def run_until_terminated(
             outcome["result"] = loop(stop, reports.put)
         except BaseException as error:  # handed to the op's thread, which raises it
             outcome["error"] = error
+        finally:
+            done.set()
 
-    worker = threading.Thread(target=work, name=f"{context.op.name}-loop", daemon=True)
-    worker.start()
+    threading.Thread(target=work, name=f"{context.op.name}-loop", daemon=True).start()
     try:
-        while worker.is_alive():
-            worker.join(timeout=0.5)
+        while not done.wait(timeout=0.5):
             _drain(reports, on_progress)
     except dg.DagsterExecutionInterruptedError:
         context.log.info("run terminated: stopping the loop cleanly (flush, commit)")
         stop.set()
-        worker.join(timeout=stop_timeout)
-        _drain(reports, on_progress)
-        if worker.is_alive():
+        if not done.wait(timeout=stop_timeout):
+            context.log.error(f"the loop did not stop within {stop_timeout:.0f}s")
             raise
-        context.log.info("loop stopped cleanly")
+        if "error" not in outcome:
+            context.log.info("loop stopped cleanly")
     finally:
         stop.set()
     _drain(reports, on_progress)

@@ -69,7 +69,8 @@ class PriceSourceResource(_SettingsResource):
     source: str | None = None
     symbols: list[str] | None = None
     interval_s: float = 2.0
-    rate: float | None = None
+    # Simulated and replay sources: ticks per second in all (a live feed, not a flood).
+    rate: float = 10.0
     seed: int = 42
     replay_file: str | None = None
 

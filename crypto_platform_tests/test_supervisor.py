@@ -1,0 +1,82 @@
+"""The streaming_supervisor sensor against a real DagsterInstance."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+
+import dagster as dg
+import pytest
+
+from crypto_platform.definitions import defs
+
+JOBS = {"ingest_prices", "persist_prices"}
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+def evaluate(instance: dg.DagsterInstance, cursor: str | None = None):
+    sensor = defs.get_sensor_def("streaming_supervisor")
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+    return sensor.evaluate_tick(context)
+
+
+def add_run(instance: dg.DagsterInstance, job_name: str, status: dg.DagsterRunStatus) -> None:
+    instance.add_run(dg.DagsterRun(job_name=job_name, run_id=str(uuid.uuid4()), status=status))
+
+
+def test_it_is_on_by_default_and_watches_both_jobs() -> None:
+    sensor = defs.get_sensor_def("streaming_supervisor")
+
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert {target.job_name for target in sensor.targets} == JOBS
+
+
+def test_launches_every_missing_job_with_distinct_run_keys(instance: dg.DagsterInstance) -> None:
+    result = evaluate(instance)
+
+    assert {request.job_name for request in result.run_requests} == JOBS
+    assert len({request.run_key for request in result.run_requests}) == 2
+    assert json.loads(result.cursor)["launches"] == {"ingest_prices": 1, "persist_prices": 1}
+
+
+def test_never_launches_a_duplicate_of_an_active_run(instance: dg.DagsterInstance) -> None:
+    add_run(instance, "ingest_prices", dg.DagsterRunStatus.STARTED)
+
+    result = evaluate(instance)
+
+    assert [request.job_name for request in result.run_requests] == ["persist_prices"]
+
+    add_run(instance, "persist_prices", dg.DagsterRunStatus.STARTING)
+    result = evaluate(instance, result.cursor)
+
+    assert not result.run_requests
+    assert "ingest_prices is started" in result.skip_message
+    assert "persist_prices is starting" in result.skip_message
+
+
+def test_relaunches_a_terminated_run_with_a_new_run_key(instance: dg.DagsterInstance) -> None:
+    first = evaluate(instance)
+    for job in JOBS:
+        add_run(instance, job, dg.DagsterRunStatus.SUCCESS)
+
+    second = evaluate(instance, first.cursor)
+
+    assert {request.job_name for request in second.run_requests} == JOBS
+    assert not {r.run_key for r in first.run_requests} & {r.run_key for r in second.run_requests}
+
+
+def test_backs_off_after_consecutive_failures(instance: dg.DagsterInstance) -> None:
+    add_run(instance, "persist_prices", dg.DagsterRunStatus.STARTED)
+    for _ in range(3):
+        add_run(instance, "ingest_prices", dg.DagsterRunStatus.FAILURE)
+
+    result = evaluate(instance)
+
+    assert not result.run_requests
+    assert "ingest_prices failed 3 time(s) in a row; relaunch in" in result.skip_message
