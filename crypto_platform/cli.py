@@ -42,7 +42,7 @@ def cli(verbose: bool) -> None:
     # The client libraries log every refused connection and retry; our own messages say
     # what matters (and how to fix it), so theirs show only with --verbose.
     if not verbose:
-        for library in ("cassandra", "kafka", "httpx"):
+        for library in ("cassandra", "kafka", "httpx", "py4j"):
             logging.getLogger(library).setLevel(logging.CRITICAL)
 
 
@@ -235,6 +235,40 @@ def consume(ctx: click.Context, until_idle: float | None, max_messages: int | No
     click.echo(
         f"consumed {stats.consumed}: {stats.inserted} stored, {stats.duplicates} already stored, "
         f"{stats.dead_lettered} to {settings.kafka_dlq_topic}"
+    )
+
+
+@cli.command()
+@click.option(
+    "--available-now",
+    is_flag=True,
+    help="Catch up with everything in Kafka, then stop (default: run continuously).",
+)
+@click.pass_context
+def aggregate(ctx: click.Context, available_now: bool) -> None:
+    """Run the Spark job: ticks to prices_by_symbol/latest_prices, windowed means to aggregates."""
+    from crypto_platform.spark.job import run_aggregation
+    from crypto_platform.spark.session import spark_session
+
+    settings = _settings(ctx)
+    stop = _stop_on_signals()
+    spark = spark_session(settings)
+    try:
+        totals = run_aggregation(
+            spark,
+            settings,
+            stop,
+            available_now=available_now,
+            report=lambda snapshot: click.echo(
+                ", ".join(f"{key} {value}" for key, value in snapshot.items()), err=True
+            ),
+        )
+    finally:
+        spark.stop()
+    click.echo(
+        f"aggregated {totals.input_rows['prices']} ticks in {totals.batches['prices']} batches "
+        f"({totals.invalid_rows} invalid, {totals.dropped_late_rows} later than the watermark) "
+        f"into {settings.cassandra_keyspace}"
     )
 
 

@@ -2,6 +2,6 @@
 
 import dagster as dg
 
-from crypto_platform.defs import ingestion, streams, supervision
+from crypto_platform.defs import analytics, ingestion, streams, supervision
 
-defs = dg.Definitions.merge(streams.defs, ingestion.defs, supervision.defs)
+defs = dg.Definitions.merge(streams.defs, ingestion.defs, analytics.defs, supervision.defs)

@@ -72,6 +72,21 @@ class Settings(BaseSettings):
 
     stack_start_timeout_s: Annotated[float, Field(gt=0)] = 120.0
 
+    spark_master: str = "local[*]"
+    spark_driver_memory: Annotated[str, Field(pattern=r"^\d+[mMgG]$")] = "1g"
+    # Fixed in the checkpoint after the first run: changing it needs a new checkpoint dir.
+    spark_shuffle_partitions: Annotated[int, Field(ge=1)] = 4
+    # Default: <data_dir>/spark/checkpoints.
+    spark_checkpoint_dir: Path | None = None
+    spark_starting_offsets: Literal["earliest", "latest"] = "earliest"
+    spark_max_offsets_per_trigger: Annotated[int, Field(ge=1)] | None = None
+    spark_trigger_interval_s: Annotated[float, Field(ge=0)] = 5.0
+    # False: aggregate_prices runs on a schedule in available-now mode instead.
+    spark_continuous: bool = True
+    aggregate_window_s: Annotated[int, Field(ge=1)] = 300
+    aggregate_slide_s: Annotated[int, Field(ge=1)] = 60
+    aggregate_watermark_s: Annotated[int, Field(ge=0)] = 600
+
     _split_hosts = field_validator("cassandra_hosts", mode="before")(_split_list)
 
     @field_validator("symbols", mode="before")
@@ -110,6 +125,10 @@ class Settings(BaseSettings):
                 value = ",".join(value)
             env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
         return env
+
+    @property
+    def checkpoint_root(self) -> Path:
+        return (self.spark_checkpoint_dir or self.data_dir / "spark" / "checkpoints").resolve()
 
     @property
     def kafka_port(self) -> int:

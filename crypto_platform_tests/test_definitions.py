@@ -26,7 +26,17 @@ def test_asset_keys_are_the_documented_ones() -> None:
         "mongo/prices",
         "cassandra/prices_by_symbol",
         "cassandra/latest_prices",
+        "price_aggregates",
     }
+
+
+def test_spark_assets_have_their_kinds_and_lineage() -> None:
+    graph = defs.resolve_asset_graph()
+    aggregates = graph.get(dg.AssetKey("price_aggregates"))
+
+    assert {"spark", "cassandra"} <= set(aggregates.kinds)
+    assert dg.AssetKey(["kafka", "crypto_prices"]) in aggregates.parent_keys
+    assert defs.resolve_job_def("aggregate_prices") is not None
 
 
 def test_workspace_validates_with_the_instance_config(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import uuid
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ import pytest
 
 from crypto_platform.definitions import defs
 
-JOBS = {"ingest_prices", "persist_prices"}
+JOBS = {"ingest_prices", "persist_prices", "aggregate_prices"}
 
 
 @pytest.fixture
@@ -41,8 +42,8 @@ def test_launches_every_missing_job_with_distinct_run_keys(instance: dg.DagsterI
     result = evaluate(instance)
 
     assert {request.job_name for request in result.run_requests} == JOBS
-    assert len({request.run_key for request in result.run_requests}) == 2
-    assert json.loads(result.cursor)["launches"] == {"ingest_prices": 1, "persist_prices": 1}
+    assert len({request.run_key for request in result.run_requests}) == 3
+    assert json.loads(result.cursor)["launches"] == dict.fromkeys(JOBS, 1)
 
 
 def test_never_launches_a_duplicate_of_an_active_run(instance: dg.DagsterInstance) -> None:
@@ -50,9 +51,10 @@ def test_never_launches_a_duplicate_of_an_active_run(instance: dg.DagsterInstanc
 
     result = evaluate(instance)
 
-    assert [request.job_name for request in result.run_requests] == ["persist_prices"]
+    assert {r.job_name for r in result.run_requests} == {"persist_prices", "aggregate_prices"}
 
     add_run(instance, "persist_prices", dg.DagsterRunStatus.STARTING)
+    add_run(instance, "aggregate_prices", dg.DagsterRunStatus.STARTED)
     result = evaluate(instance, result.cursor)
 
     assert not result.run_requests
@@ -73,6 +75,7 @@ def test_relaunches_a_terminated_run_with_a_new_run_key(instance: dg.DagsterInst
 
 def test_backs_off_after_consecutive_failures(instance: dg.DagsterInstance) -> None:
     add_run(instance, "persist_prices", dg.DagsterRunStatus.STARTED)
+    add_run(instance, "aggregate_prices", dg.DagsterRunStatus.STARTED)
     for _ in range(3):
         add_run(instance, "ingest_prices", dg.DagsterRunStatus.FAILURE)
 
@@ -80,3 +83,18 @@ def test_backs_off_after_consecutive_failures(instance: dg.DagsterInstance) -> N
 
     assert not result.run_requests
     assert "ingest_prices failed 3 time(s) in a row; relaunch in" in result.skip_message
+
+
+def test_leaves_aggregate_prices_to_the_schedule_when_continuous_is_off(
+    instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRYPTO_SPARK_CONTINUOUS", "false")
+
+    result = evaluate(instance)
+
+    assert {r.job_name for r in result.run_requests} == {"ingest_prices", "persist_prices"}
+    schedule = defs.get_schedule_def("aggregate_prices_catch_up")
+    moment = datetime.datetime(2026, 11, 21, 12, 5, tzinfo=datetime.UTC)
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=moment) as context:
+        request = schedule.evaluate_tick(context).run_requests[0]
+    assert request.run_config["ops"]["spark_aggregation"]["config"]["available_now"] is True

@@ -24,7 +24,7 @@ STREAMING_TAGS = {"crypto_platform/streaming": "true"}
 
 
 def run_until_terminated(
-    context: dg.OpExecutionContext,
+    context: dg.OpExecutionContext | dg.AssetExecutionContext,
     loop: Callable[[threading.Event, Callable[[Snapshot], None]], T],
     on_progress: Callable[[Snapshot], None],
     *,
@@ -47,7 +47,7 @@ def run_until_terminated(
         finally:
             done.set()
 
-    threading.Thread(target=work, name=f"{context.op.name}-loop", daemon=True).start()
+    threading.Thread(target=work, name="streaming-loop", daemon=True).start()
     try:
         while not done.wait(timeout=0.5):
             _drain(reports, on_progress)

@@ -3,7 +3,13 @@
 import dagster as dg
 
 from crypto_platform.defs.streams import assets
-from crypto_platform.defs.streams.resources import KafkaResource, MongoResource, PriceSourceResource
+from crypto_platform.defs.streams.resources import (
+    CassandraResource,
+    KafkaResource,
+    MongoResource,
+    PriceSourceResource,
+    SparkResource,
+)
 
 defs = dg.Definitions(
     assets=assets.STREAM_ASSETS,
@@ -11,5 +17,7 @@ defs = dg.Definitions(
         "kafka": KafkaResource(),
         "mongo": MongoResource(),
         "price_source": PriceSourceResource(),
+        "cassandra": CassandraResource(),
+        "spark": SparkResource(),
     },
 )

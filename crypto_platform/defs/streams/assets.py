@@ -10,8 +10,6 @@ GROUP = "streams"
 KAFKA_PRICES = dg.AssetKey(["kafka", "crypto_prices"])
 KAFKA_PRICES_DLQ = dg.AssetKey(["kafka", "crypto_prices_dlq"])
 MONGO_PRICES = dg.AssetKey(["mongo", "prices"])
-CASSANDRA_PRICES_BY_SYMBOL = dg.AssetKey(["cassandra", "prices_by_symbol"])
-CASSANDRA_LATEST_PRICES = dg.AssetKey(["cassandra", "latest_prices"])
 
 STREAM_ASSETS = [
     dg.AssetSpec(
@@ -33,20 +31,6 @@ STREAM_ASSETS = [
         description="MongoDB crypto.prices: every tick, _id = source:symbol:event_time_ms.",
         group_name=GROUP,
         kinds={"mongodb"},
-        deps=[KAFKA_PRICES],
-    ),
-    dg.AssetSpec(
-        CASSANDRA_PRICES_BY_SYMBOL,
-        description="Cassandra crypto.prices_by_symbol: a symbol's ticks by day, newest first.",
-        group_name=GROUP,
-        kinds={"cassandra"},
-        deps=[KAFKA_PRICES],
-    ),
-    dg.AssetSpec(
-        CASSANDRA_LATEST_PRICES,
-        description="Cassandra crypto.latest_prices: the latest tick of each symbol.",
-        group_name=GROUP,
-        kinds={"cassandra"},
         deps=[KAFKA_PRICES],
     ),
 ]

@@ -63,6 +63,33 @@ class MongoResource(_SettingsResource):
         }
 
 
+class CassandraResource(_SettingsResource):
+    """The Cassandra cluster holding prices and aggregates."""
+
+    hosts: list[str] | None = None
+    port: int | None = None
+    protocol_version: int | None = None
+    keyspace: str | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        return {
+            "cassandra_hosts": self.hosts,
+            "cassandra_port": self.port,
+            "cassandra_protocol_version": self.protocol_version,
+            "cassandra_keyspace": self.keyspace,
+        }
+
+
+class SparkResource(_SettingsResource):
+    """Where the Spark driver connects: `local[*]` here, `spark://host:7077` on a cluster."""
+
+    master: str | None = None
+    driver_memory: str | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        return {"spark_master": self.master, "spark_driver_memory": self.driver_memory}
+
+
 class PriceSourceResource(_SettingsResource):
     """Which source the producer reads, for which symbols, how often."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import dagster as dg
 
@@ -46,14 +46,20 @@ def backoff_s(failures: int) -> float:
 
 
 def supervise(
-    context: dg.SensorEvaluationContext, job_names: Sequence[str]
+    context: dg.SensorEvaluationContext,
+    job_names: Sequence[str],
+    not_supervised: Callable[[str], str | None] = lambda _job: None,
 ) -> dg.SensorResult | dg.SkipReason:
-    """The sensor's body, for any list of jobs."""
+    """The sensor's body, for any list of jobs; `not_supervised(job)` gives a reason to skip."""
     cursor = json.loads(context.cursor) if context.cursor else {}
     launches: dict[str, int] = cursor.get("launches", {})
     requests: list[dg.RunRequest] = []
     reasons: list[str] = []
     for job_name in job_names:
+        reason = not_supervised(job_name)
+        if reason:
+            reasons.append(f"{job_name}: {reason}")
+            continue
         active = context.instance.get_runs(
             dg.RunsFilter(job_name=job_name, statuses=ACTIVE), limit=1
         )
@@ -85,7 +91,10 @@ def supervise(
     return dg.SkipReason("; ".join(reasons))
 
 
-def build_supervisor(jobs: Sequence[dg.JobDefinition]) -> dg.SensorDefinition:
+def build_supervisor(
+    jobs: Sequence[dg.JobDefinition | dg.UnresolvedAssetJobDefinition],
+    not_supervised: Callable[[str], str | None] = lambda _job: None,
+) -> dg.SensorDefinition:
     """The supervisor sensor over `jobs`, on by default."""
     names = [job.name for job in jobs]
 
@@ -99,6 +108,6 @@ def build_supervisor(jobs: Sequence[dg.JobDefinition]) -> dg.SensorDefinition:
     def streaming_supervisor(
         context: dg.SensorEvaluationContext,
     ) -> dg.SensorResult | dg.SkipReason:
-        return supervise(context, names)
+        return supervise(context, names, not_supervised)
 
     return streaming_supervisor

@@ -1,0 +1,124 @@
+"""The Spark aggregation as assets: `price_aggregates` and the Cassandra price tables.
+
+One multi-asset runs both streaming queries: continuous (until its run is terminated,
+kept alive by streaming_supervisor) or available-now (catch up, then stop; scheduled when
+continuous mode is off). The Spark driver runs inside the run's own process: a run is
+already a process of its own, progress reaches Dagster directly, termination stops the
+queries cleanly, and `CRYPTO_SPARK_MASTER=spark://...` makes the same process a client of
+a cluster. (Dagster Pipes would add a second process and a message channel for nothing
+that this needs.)
+"""
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+import dagster as dg
+
+from crypto_platform.defs.long_running import STREAMING_TAGS, run_until_terminated
+from crypto_platform.defs.streams.assets import KAFKA_PRICES
+from crypto_platform.defs.streams.resources import (
+    CassandraResource,
+    KafkaResource,
+    SparkResource,
+    settings_for,
+)
+from crypto_platform.streaming.progress import Snapshot
+
+if TYPE_CHECKING:
+    from crypto_platform.spark.job import QueryTotals
+
+GROUP = "analytics"
+
+PRICE_AGGREGATES = dg.AssetKey(["price_aggregates"])
+CASSANDRA_PRICES_BY_SYMBOL = dg.AssetKey(["cassandra", "prices_by_symbol"])
+CASSANDRA_LATEST_PRICES = dg.AssetKey(["cassandra", "latest_prices"])
+
+
+def _spark_table(key: dg.AssetKey, description: str) -> dg.AssetSpec:
+    """A Cassandra table the Spark job writes from the tick topic."""
+    return dg.AssetSpec(
+        key,
+        description=description,
+        group_name=GROUP,
+        kinds={"spark", "cassandra"},
+        deps=[KAFKA_PRICES],
+        skippable=True,
+    )
+
+
+SPECS = [
+    _spark_table(
+        PRICE_AGGREGATES,
+        "Per coin and sliding window: arithmetic, geometric and harmonic means, count, min, "
+        "max, first and last price (Cassandra aggregates_by_symbol and latest_aggregates).",
+    ),
+    _spark_table(
+        CASSANDRA_PRICES_BY_SYMBOL,
+        "Cassandra crypto.prices_by_symbol: a symbol's ticks by day, newest first.",
+    ),
+    _spark_table(
+        CASSANDRA_LATEST_PRICES, "Cassandra crypto.latest_prices: the latest tick of each symbol."
+    ),
+]
+
+
+class AggregationConfig(dg.Config):
+    """Continuous (default) or available-now, and how often progress is recorded."""
+
+    available_now: bool = False
+    progress_every_s: float = 15.0
+
+
+@dg.multi_asset(specs=SPECS, name="spark_aggregation", can_subset=False)
+def spark_aggregation(
+    context: dg.AssetExecutionContext,
+    config: AggregationConfig,
+    kafka: KafkaResource,
+    cassandra: CassandraResource,
+    spark: SparkResource,
+) -> Iterator[dg.MaterializeResult]:
+    from crypto_platform.spark.job import run_aggregation
+    from crypto_platform.spark.session import spark_session
+
+    settings = settings_for(kafka, cassandra, spark)
+    mode = "available-now" if config.available_now else "continuous"
+    context.log.info(f"starting Spark ({settings.spark_master}) in {mode} mode")
+    session = spark_session(settings)
+
+    def record(snapshot: Snapshot) -> None:
+        context.log.info(", ".join(f"{name} {value}" for name, value in snapshot.items()))
+        for key in (PRICE_AGGREGATES, CASSANDRA_PRICES_BY_SYMBOL, CASSANDRA_LATEST_PRICES):
+            context.log_event(dg.AssetObservation(asset_key=key, metadata=dict(snapshot)))
+
+    def loop(stop: threading.Event, report: Callable[[Snapshot], None]) -> "QueryTotals":
+        return run_aggregation(
+            session,
+            settings,
+            stop,
+            available_now=config.available_now,
+            report=report,
+            report_every=config.progress_every_s,
+        )
+
+    # The session is left to the run's process exit: getOrCreate shares it in-process.
+    totals = run_until_terminated(context, loop, record)
+    summary: dict[str, float | int | str] = {"mode": mode}
+    if totals is not None:
+        summary.update(
+            rows=totals.input_rows["prices"],
+            batches=totals.batches["prices"],
+            invalid_rows=totals.invalid_rows,
+            dropped_late_rows=totals.dropped_late_rows,
+        )
+    for key in (PRICE_AGGREGATES, CASSANDRA_PRICES_BY_SYMBOL, CASSANDRA_LATEST_PRICES):
+        yield dg.MaterializeResult(asset_key=key, metadata=summary)
+
+
+aggregate_prices = dg.define_asset_job(
+    "aggregate_prices",
+    selection=dg.AssetSelection.assets(spark_aggregation),
+    description="The Spark streaming job: Kafka to Cassandra prices and windowed means.",
+    tags=STREAMING_TAGS,
+    executor_def=dg.in_process_executor,
+)

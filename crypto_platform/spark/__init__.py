@@ -1,0 +1,1 @@
+"""Spark Structured Streaming: the Kafka data source and the aggregation job."""

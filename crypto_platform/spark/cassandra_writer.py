@@ -1,0 +1,230 @@
+"""foreachBatch writers: upserts into the four Cassandra tables, concurrent, never row by row.
+
+Raw prices are written from the executors (one session per Python worker, unlogged
+batches of one Cassandra partition each, many in flight); the per-symbol `latest_*`
+rows and the aggregates (a few rows per batch) from the driver. `latest_*` rows are
+written `USING TIMESTAMP` of their event time, so a replayed or late batch can never
+replace a newer value. Re-running a batch writes the same rows: upserts by primary key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from cassandra.cluster import Session
+from cassandra.concurrent import execute_concurrent, execute_concurrent_with_args
+from cassandra.query import BatchStatement, BatchType
+from pyspark.sql import DataFrame, Row
+from pyspark.sql import functions as F
+
+from crypto_platform.settings import Settings
+from crypto_platform.storage import cassandra
+
+BATCH_ROWS = 100
+CONCURRENCY = 32
+
+
+@dataclass(frozen=True)
+class CassandraTarget:
+    """Where to write: small and picklable, so executors can connect themselves."""
+
+    hosts: tuple[str, ...]
+    port: int
+    protocol_version: int
+    keyspace: str
+    window_seconds: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CassandraTarget:
+        return cls(
+            tuple(settings.cassandra_hosts),
+            settings.cassandra_port,
+            settings.cassandra_protocol_version,
+            settings.cassandra_keyspace,
+            settings.aggregate_window_s,
+        )
+
+
+_sessions: dict[CassandraTarget, Session] = {}
+
+
+def session_for(target: CassandraTarget) -> Session:
+    """One session per process and target (Python workers are reused between tasks)."""
+    if target not in _sessions:
+        settings = Settings(
+            cassandra_hosts=list(target.hosts),
+            cassandra_port=target.port,
+            cassandra_protocol_version=target.protocol_version,
+        )
+        _sessions[target] = cassandra.connect(settings)[1]
+    return _sessions[target]
+
+
+def _micros(moment: dt.datetime) -> int:
+    return int(moment.replace(tzinfo=moment.tzinfo or dt.UTC).timestamp() * 1_000_000)
+
+
+def _day(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%d")
+
+
+def write_price_partition(target: CassandraTarget, rows: Iterator[Row]) -> None:
+    """Executor side: upsert a partition's ticks into prices_by_symbol, batched by key."""
+    session = session_for(target)
+    insert = session.prepare(
+        insert_cql(
+            target.keyspace,
+            "prices_by_symbol",
+            ("symbol", "day", "event_time", "source", "price", "quote", "ingest_time"),
+        )
+    )
+    by_key: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+    for row in rows:
+        day = _day(row.event_time)
+        by_key[(row.symbol, day)].append(
+            (row.symbol, day, row.event_time, row.source, row.price, row.quote, row.ingest_time)
+        )
+    statements = []
+    for values in by_key.values():
+        for start in range(0, len(values), BATCH_ROWS):
+            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+            for value in values[start : start + BATCH_ROWS]:
+                batch.add(insert, value)
+            statements.append((batch, None))
+    _run(session, statements)
+
+
+def write_prices(batch: DataFrame, target: CassandraTarget) -> None:
+    """ForeachBatch of the price query: prices_by_symbol, then latest_prices."""
+    batch.foreachPartition(lambda rows: write_price_partition(target, rows))
+    latest = batch.groupBy("symbol").agg(
+        F.max_by(F.struct(*batch.columns), "event_time").alias("tick")
+    )
+    session = session_for(target)
+    insert = session.prepare(
+        insert_cql(
+            target.keyspace,
+            "latest_prices",
+            (
+                "symbol",
+                "source",
+                "price",
+                "quote",
+                "event_time",
+                "ingest_time",
+                "name",
+                "market_cap",
+                "volume_24h",
+                "change_24h_pct",
+            ),
+            using_timestamp=True,
+        )
+    )
+    rows = [row.tick for row in latest.collect()]
+    _run_with_args(
+        session,
+        insert,
+        [
+            (t.symbol, t.source, t.price, t.quote, t.event_time, t.ingest_time, t.name,
+             t.market_cap, t.volume_24h, t.change_24h_pct, _micros(t.event_time))
+            for t in rows
+        ],
+    )  # fmt: skip
+
+
+AGGREGATE_COLUMNS = (
+    "arithmetic_mean", "geometric_mean", "harmonic_mean", "tick_count", "min_price",
+    "max_price", "first_price", "last_price", "updated_at",
+)  # fmt: skip
+
+
+def insert_cql(
+    keyspace: str, table: str, columns: tuple[str, ...], *, using_timestamp: bool = False
+) -> str:
+    """A prepared INSERT (an upsert in CQL); names are constants and a validated keyspace."""
+    markers = ", ".join("?" for _ in columns)
+    statement = f"INSERT INTO {keyspace}.{table} ({', '.join(columns)}) VALUES ({markers})"
+    return statement + (" USING TIMESTAMP ?" if using_timestamp else "")
+
+
+def _aggregate_values(row: Row, now: dt.datetime) -> tuple:
+    return (
+        row.arithmetic_mean, row.geometric_mean, row.harmonic_mean, row.tick_count,
+        row.min_price, row.max_price, row.first_price, row.last_price, now,
+    )  # fmt: skip
+
+
+def current_windows(rows: Iterable[Row]) -> dict[str, Row]:
+    """Per symbol, the moving window as of its newest tick.
+
+    That is the window which contains the tick and started earliest, so it covers the
+    most recent full window length.
+    """
+    newest: dict[str, dt.datetime] = {}
+    for row in rows:
+        newest[row.symbol] = max(newest.get(row.symbol, row.last_event_time), row.last_event_time)
+    chosen: dict[str, Row] = {}
+    for row in rows:
+        t = newest[row.symbol]
+        if row.window_start <= t < row.window_end and (
+            row.symbol not in chosen or row.window_start < chosen[row.symbol].window_start
+        ):
+            chosen[row.symbol] = row
+    return chosen
+
+
+def write_aggregates(batch: DataFrame, target: CassandraTarget) -> None:
+    """ForeachBatch of the aggregate query: aggregates_by_symbol and latest_aggregates."""
+    rows = batch.collect()
+    if not rows:
+        return
+    session = session_for(target)
+    now = dt.datetime.now(dt.UTC)
+    by_symbol = session.prepare(
+        insert_cql(
+            target.keyspace,
+            "aggregates_by_symbol",
+            ("symbol", "window_seconds", "day", "window_start", "window_end", *AGGREGATE_COLUMNS),
+        )
+    )
+    latest = session.prepare(
+        insert_cql(
+            target.keyspace,
+            "latest_aggregates",
+            ("symbol", "window_seconds", "window_start", "window_end", *AGGREGATE_COLUMNS),
+            using_timestamp=True,
+        )
+    )
+    seconds = target.window_seconds
+    _run_with_args(
+        session,
+        by_symbol,
+        [
+            (r.symbol, seconds, _day(r.window_start), r.window_start, r.window_end,
+             *_aggregate_values(r, now))
+            for r in rows
+        ],
+    )  # fmt: skip
+    _run_with_args(
+        session,
+        latest,
+        [
+            (r.symbol, seconds, r.window_start, r.window_end, *_aggregate_values(r, now),
+             _micros(r.last_event_time))
+            for r in current_windows(rows).values()
+        ],
+    )  # fmt: skip
+
+
+def _run(session: Session, statements: list[tuple[Any, Any]]) -> None:
+    execute_concurrent(session, statements, concurrency=CONCURRENCY, raise_on_first_error=True)
+
+
+def _run_with_args(session: Session, statement: Any, args: list[tuple]) -> None:
+    execute_concurrent_with_args(
+        session, statement, args, concurrency=CONCURRENCY, raise_on_first_error=True
+    )

@@ -1,0 +1,189 @@
+"""A Kafka streaming source for PySpark, written with the Python Data Source API.
+
+No package here ships spark-sql-kafka, so this reads Kafka with kafka-python: one Spark
+input partition per Kafka partition, offsets checkpointed by Spark as JSON
+(`{"0": 1200, "1": 980}`), `startingOffsets` earliest or latest, `maxOffsetsPerTrigger`,
+`Trigger.AvailableNow`, and every `kafka.*` option handed to the consumer (dots become
+underscores: `kafka.bootstrap.servers` -> `bootstrap_servers`). Executors read with their
+own consumers, so it runs unchanged on a cluster.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
+from pyspark.sql.streaming.datasource import (
+    ReadAllAvailable,
+    ReadLimit,
+    ReadMaxRows,
+    SupportsTriggerAvailableNow,
+)
+
+SOURCE_NAME = "crypto_kafka"
+SCHEMA = "topic string, partition int, offset long, timestamp timestamp, key binary, value binary"
+Offsets = dict[str, int]
+
+
+def consumer_config(options: dict[str, str]) -> dict[str, Any]:
+    """kafka-python settings from Spark's `kafka.*` options."""
+    config: dict[str, Any] = {}
+    for key, value in options.items():
+        if key.lower().startswith("kafka."):
+            name = key[len("kafka.") :].replace(".", "_")
+            config[name] = int(value) if value.isdigit() else value
+    if "bootstrap_servers" not in config:
+        raise ValueError("option kafka.bootstrap.servers is required")
+    return config
+
+
+class KafkaPartition(InputPartition):
+    """Offsets [start, end) of one Kafka partition."""
+
+    def __init__(self, topic: str, partition: int, start: int, end: int) -> None:
+        self.topic, self.partition, self.start, self.end = topic, partition, start, end
+
+
+class KafkaDataSource(DataSource):
+    """`spark.readStream.format("crypto_kafka").option("subscribe", topic)...`."""
+
+    @classmethod
+    def name(cls) -> str:
+        return SOURCE_NAME
+
+    def schema(self) -> str:
+        return SCHEMA
+
+    def streamReader(self, schema: Any) -> DataSourceStreamReader:
+        return KafkaStreamReader(dict(self.options))
+
+
+class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
+    """Plans offset ranges on the driver; `read` runs on executors."""
+
+    def __init__(self, options: dict[str, str]) -> None:
+        lowered = {key.lower(): value for key, value in options.items()}
+        if "subscribe" not in lowered:
+            raise ValueError("option subscribe (the topic) is required")
+        self.topic = lowered["subscribe"]
+        self.config = consumer_config(options)
+        self.starting = lowered.get("startingoffsets", "earliest")
+        if self.starting not in ("earliest", "latest"):
+            raise ValueError("startingOffsets must be earliest or latest")
+        max_rows = lowered.get("maxoffsetspertrigger")
+        self.max_rows = int(max_rows) if max_rows else None
+        self._target: Offsets | None = None
+        self._consumer: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_consumer"] = None  # a live client never travels to executors
+        return state
+
+    def _client(self) -> Any:
+        if self._consumer is None:
+            from kafka import KafkaConsumer
+
+            self._consumer = KafkaConsumer(**self.config, enable_auto_commit=False, group_id=None)
+        return self._consumer
+
+    def _offsets(self, which: str) -> Offsets:
+        from kafka import TopicPartition
+
+        client = self._client()
+        numbers = sorted(client.partitions_for_topic(self.topic) or [])
+        partitions = [TopicPartition(self.topic, number) for number in numbers]
+        found = (
+            client.beginning_offsets(partitions)
+            if which == "earliest"
+            else client.end_offsets(partitions)
+        )
+        return {str(tp.partition): int(offset) for tp, offset in found.items()}
+
+    def initialOffset(self) -> Offsets:
+        return self._offsets(self.starting)
+
+    def getDefaultReadLimit(self) -> ReadLimit:
+        return ReadMaxRows(self.max_rows) if self.max_rows else ReadAllAvailable()
+
+    def prepareForTriggerAvailableNow(self) -> None:
+        self._target = self._offsets("latest")
+
+    def reportLatestOffset(self) -> Offsets:
+        return self._offsets("latest")
+
+    def latestOffset(self, start: Offsets, limit: ReadLimit) -> Offsets:
+        latest = self._target or self._offsets("latest")
+        earliest = self._offsets("earliest")
+        # A partition added since the last batch starts at its beginning.
+        begin = {p: max(start.get(p, earliest[p]), earliest.get(p, 0)) for p in latest}
+        available = {p: max(0, latest[p] - begin[p]) for p in latest}
+        if isinstance(limit, ReadMaxRows):
+            available = _share(available, limit.max_rows)
+        return {p: begin[p] + available[p] for p in latest}
+
+    def partitions(self, start: Offsets, end: Offsets) -> list[KafkaPartition]:
+        return [
+            KafkaPartition(self.topic, int(p), start.get(p, 0), end[p])
+            for p in sorted(end, key=int)
+            if end[p] > start.get(p, 0)
+        ]
+
+    def read(self, partition: KafkaPartition) -> Iterator[tuple]:  # type: ignore[override]
+        from kafka import KafkaConsumer, TopicPartition
+
+        consumer = KafkaConsumer(**self.config, enable_auto_commit=False, group_id=None)
+        tp = TopicPartition(partition.topic, partition.partition)
+        try:
+            consumer.assign([tp])
+            consumer.seek(tp, partition.start)
+            position = partition.start
+            empty_polls = 0
+            while position < partition.end:
+                records = consumer.poll(timeout_ms=1000).get(tp, [])
+                empty_polls = 0 if records else empty_polls + 1
+                if empty_polls >= 30:
+                    raise RuntimeError(
+                        f"{tp.topic}[{tp.partition}]: no records at offset {position} for 30 s "
+                        f"(expected up to {partition.end}); was the topic truncated?"
+                    )
+                for record in records:
+                    if record.offset >= partition.end:
+                        return
+                    position = record.offset + 1
+                    yield (
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        dt.datetime.fromtimestamp(record.timestamp / 1000, dt.UTC),
+                        record.key,
+                        record.value,
+                    )
+                position = max(position, consumer.position(tp))
+        finally:
+            consumer.close()
+
+    def stop(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+
+
+def _share(available: Offsets, budget: int) -> Offsets:
+    """Split `budget` rows over partitions fairly (round by round), never over what each has."""
+    taken = {p: 0 for p in available}
+    remaining = budget
+    while remaining > 0:
+        open_partitions = [p for p in available if taken[p] < available[p]]
+        if not open_partitions:
+            break
+        slice_ = max(1, remaining // len(open_partitions))
+        for p in open_partitions:
+            step = min(slice_, available[p] - taken[p], remaining)
+            taken[p] += step
+            remaining -= step
+            if remaining == 0:
+                break
+    return taken

@@ -1,0 +1,31 @@
+"""The SparkSession: master and memory from the settings, the Kafka source registered."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pyspark.sql import SparkSession
+
+from crypto_platform.settings import Settings
+from crypto_platform.spark.kafka_source import KafkaDataSource
+
+
+def spark_session(settings: Settings, app_name: str = "crypto-platform") -> SparkSession:
+    """Get or create the session; Python workers run this interpreter (so they see the project)."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    spark = (
+        SparkSession.builder.appName(app_name)
+        .master(settings.spark_master)
+        .config("spark.driver.memory", settings.spark_driver_memory)
+        .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("WARN")
+    spark.dataSource.register(KafkaDataSource)
+    return spark

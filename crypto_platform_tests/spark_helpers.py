@@ -1,0 +1,138 @@
+"""Deterministic ticks for the Spark tests, and an independent plain-Python reference."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+
+from crypto_platform.settings import Settings
+from crypto_platform.storage import cassandra
+from crypto_platform.streaming.producer import TickProducer
+from crypto_platform.ticks import Tick
+
+T0_MS = int(dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.UTC).timestamp() * 1000)
+
+
+def deterministic_ticks(
+    count_per_symbol: int, *, start_ms: int = T0_MS, step_ms: int = 7_000, seed: int = 3
+) -> list[Tick]:
+    rng = random.Random(seed)
+    ticks = []
+    for symbol, base in (("BTC", 65_000.0), ("ETH", 3_200.0), ("SOL", 150.0)):
+        for i in range(count_per_symbol):
+            ticks.append(
+                Tick.build(
+                    source="simulated",
+                    symbol=symbol,
+                    price=base * math.exp(rng.gauss(0, 0.02)),
+                    event_time_ms=start_ms + i * step_ms + rng.randrange(0, 1000),
+                    ingest_time_ms=start_ms + i * step_ms + 1500,
+                )
+            )
+    return ticks
+
+
+def publish(settings: Settings, ticks: list[Tick]) -> None:
+    producer = TickProducer(settings)
+    try:
+        for tick in ticks:
+            producer.send(tick)
+    finally:
+        producer.close()
+
+
+@dataclass(frozen=True)
+class Expected:
+    am: float
+    gm: float
+    hm: float
+    count: int
+    min: float
+    max: float
+    first: float
+    last: float
+
+
+def reference_windows(
+    ticks: list[Tick], window_s: int = 300, slide_s: int = 60
+) -> dict[tuple[str, int], Expected]:
+    """Every (symbol, window start in s) with its statistics, computed without Spark."""
+    members: dict[tuple[str, int], list[Tick]] = defaultdict(list)
+    for tick in {t.identity: t for t in ticks}.values():
+        t = tick.event_time_ms / 1000
+        latest_start = math.floor(t / slide_s) * slide_s
+        start = latest_start
+        while start > t - window_s:
+            members[(tick.symbol, int(start))].append(tick)
+            start -= slide_s
+    expected = {}
+    for key, window in members.items():
+        prices = [t.price for t in window]
+        ordered = sorted(window, key=lambda t: t.event_time_ms)
+        n = len(prices)
+        expected[key] = Expected(
+            am=math.fsum(prices) / n,
+            gm=math.exp(math.fsum(math.log(p) for p in prices) / n),
+            hm=n / math.fsum(1 / p for p in prices),
+            count=n,
+            min=min(prices),
+            max=max(prices),
+            first=ordered[0].price,
+            last=ordered[-1].price,
+        )
+    return expected
+
+
+def stored_windows(settings: Settings, ticks: list[Tick]) -> dict[tuple[str, int], dict]:
+    """Every row of aggregates_by_symbol for the ticks' symbols and days."""
+    days = {
+        dt.datetime.fromtimestamp(t.event_time_ms / 1000 + offset, dt.UTC).strftime("%Y-%m-%d")
+        for t in ticks
+        for offset in (-300, 0)
+    }
+    symbols = {t.symbol for t in ticks}
+    cluster, session = cassandra.connect(settings)
+    try:
+        rows = {}
+        for symbol in symbols:
+            for day in days:
+                for row in session.execute(
+                    f"SELECT * FROM {settings.cassandra_keyspace}.aggregates_by_symbol "
+                    "WHERE symbol = %s AND window_seconds = %s AND day = %s",
+                    (symbol, settings.aggregate_window_s, day),
+                ):
+                    start = int(row.window_start.replace(tzinfo=dt.UTC).timestamp())
+                    rows[(symbol, start)] = row._asdict()
+        return rows
+    finally:
+        cluster.shutdown()
+
+
+def count_rows(settings: Settings, table: str) -> int:
+    cluster, session = cassandra.connect(settings)
+    try:
+        return session.execute(f"SELECT count(*) FROM {settings.cassandra_keyspace}.{table}").one()[
+            0
+        ]
+    finally:
+        cluster.shutdown()
+
+
+def assert_matches(stored: dict, expected: dict[tuple[str, int], Expected]) -> None:
+    assert set(stored) == set(expected)
+    for key, want in expected.items():
+        row = stored[key]
+        for column, value in (
+            ("arithmetic_mean", want.am),
+            ("geometric_mean", want.gm),
+            ("harmonic_mean", want.hm),
+            ("min_price", want.min),
+            ("max_price", want.max),
+            ("first_price", want.first),
+            ("last_price", want.last),
+        ):
+            assert math.isclose(row[column], value, rel_tol=1e-9), (key, column, row[column], value)
+        assert row["tick_count"] == want.count, key

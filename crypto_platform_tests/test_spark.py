@@ -1,0 +1,165 @@
+"""The Spark job through Kafka and Cassandra: exact means, restarts, failures, late data."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from pyspark.sql import SparkSession
+
+from crypto_platform.defs.analytics.assets import PRICE_AGGREGATES, spark_aggregation
+from crypto_platform.defs.streams.resources import CassandraResource, KafkaResource, SparkResource
+from crypto_platform.settings import Settings
+from crypto_platform.spark.job import AggregationFailed, run_aggregation
+from crypto_platform.spark.session import spark_session
+from crypto_platform.stack import LocalStack
+from crypto_platform_tests.spark_helpers import (
+    T0_MS,
+    assert_matches,
+    count_rows,
+    deterministic_ticks,
+    publish,
+    reference_windows,
+    stored_windows,
+)
+
+
+@pytest.fixture(scope="session")
+def spark(stack_settings: Settings) -> Iterator[SparkSession]:
+    session = spark_session(stack_settings.model_copy(update={"spark_master": "local[2]"}))
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def spark_settings(settings: Settings, tmp_path: Path) -> Settings:
+    return settings.model_copy(update={"spark_checkpoint_dir": tmp_path / "checkpoints"})
+
+
+def catch_up(spark: SparkSession, settings: Settings):
+    return run_aggregation(spark, settings, threading.Event(), available_now=True)
+
+
+def test_every_window_matches_an_independent_computation(
+    spark: SparkSession, spark_settings: Settings
+) -> None:
+    ticks = deterministic_ticks(150)
+    publish(spark_settings, ticks)
+
+    totals = catch_up(spark, spark_settings)
+
+    assert totals.input_rows["prices"] == 450
+    stored = stored_windows(spark_settings, ticks)
+    assert_matches(stored, reference_windows(ticks))
+    for row in stored.values():
+        am, gm, hm = row["arithmetic_mean"], row["geometric_mean"], row["harmonic_mean"]
+        assert am >= gm * (1 - 1e-12) and gm >= hm * (1 - 1e-12)
+    assert count_rows(spark_settings, "prices_by_symbol") == 450
+    assert count_rows(spark_settings, "latest_prices") == 3
+    assert count_rows(spark_settings, "latest_aggregates") == 3
+
+
+def test_restart_from_the_checkpoint_reads_nothing_twice_and_misses_nothing(
+    spark: SparkSession, spark_settings: Settings
+) -> None:
+    ticks = sorted(deterministic_ticks(120), key=lambda tick: tick.event_time_ms)
+    first, second = ticks[:200], ticks[200:]  # the stream goes on in time
+    publish(spark_settings, first)
+    assert catch_up(spark, spark_settings).input_rows["prices"] == len(first)
+
+    publish(spark_settings, second)
+    again = catch_up(spark, spark_settings)
+
+    assert again.input_rows["prices"] == len(second)
+    assert_matches(stored_windows(spark_settings, ticks), reference_windows(ticks))
+    assert count_rows(spark_settings, "prices_by_symbol") == len(ticks)
+
+
+def test_a_replayed_tick_is_counted_once(spark: SparkSession, spark_settings: Settings) -> None:
+    ticks = deterministic_ticks(40)
+    publish(spark_settings, ticks + ticks[:10])
+
+    catch_up(spark, spark_settings)
+
+    assert_matches(stored_windows(spark_settings, ticks), reference_windows(ticks))
+
+
+def test_cassandra_down_fails_clearly_and_a_restart_resumes_without_loss(
+    spark: SparkSession, spark_settings: Settings, stack: LocalStack
+) -> None:
+    ticks = deterministic_ticks(60)
+    publish(spark_settings, ticks)
+    node = next(server for server in stack.servers if server.name == "cassandra")
+
+    node.process.stop()
+    try:
+        with pytest.raises(AggregationFailed, match="Cassandra is not reachable"):
+            catch_up(spark, spark_settings)
+    finally:
+        stack.up()
+
+    catch_up(spark, spark_settings)
+    assert_matches(stored_windows(spark_settings, ticks), reference_windows(ticks))
+    assert count_rows(spark_settings, "prices_by_symbol") == len(ticks)
+
+
+def test_ticks_later_than_the_watermark_are_dropped_and_counted(
+    spark: SparkSession, spark_settings: Settings
+) -> None:
+    on_time = deterministic_ticks(200)  # 200 x 7 s: the watermark ends ~13 min past T0
+    publish(spark_settings, on_time)
+    catch_up(spark, spark_settings)
+    late = deterministic_ticks(1, start_ms=T0_MS + 30_000, seed=99)
+
+    publish(spark_settings, late)
+    totals = catch_up(spark, spark_settings)
+
+    assert totals.dropped_late_rows >= 1
+    assert_matches(stored_windows(spark_settings, on_time), reference_windows(on_time))
+
+
+def test_max_offsets_per_trigger_splits_the_catch_up(
+    spark: SparkSession, spark_settings: Settings
+) -> None:
+    ticks = deterministic_ticks(100)
+    publish(spark_settings, ticks)
+    limited = spark_settings.model_copy(update={"spark_max_offsets_per_trigger": 50})
+
+    totals = catch_up(spark, limited)
+
+    assert totals.input_rows["prices"] == 300
+    assert totals.batches["prices"] >= 6
+
+
+def test_the_asset_job_materialises_the_aggregates(
+    spark: SparkSession, spark_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRYPTO_SPARK_CHECKPOINT_DIR", str(spark_settings.spark_checkpoint_dir))
+    ticks = deterministic_ticks(30)
+    publish(spark_settings, ticks)
+    s = spark_settings
+
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [spark_aggregation],
+            instance=instance,
+            resources={
+                "kafka": KafkaResource(
+                    bootstrap_servers=s.kafka_bootstrap_servers, topic=s.kafka_topic
+                ),
+                "cassandra": CassandraResource(
+                    port=s.cassandra_port, keyspace=s.cassandra_keyspace
+                ),
+                "spark": SparkResource(master="local[2]"),
+            },
+            run_config=dg.RunConfig(ops={"spark_aggregation": {"config": {"available_now": True}}}),
+        )
+        assert result.success
+        event = instance.get_latest_materialization_event(PRICE_AGGREGATES)
+        assert event is not None
+        metadata = event.asset_materialization.metadata
+        assert metadata["rows"].value == 90 and metadata["mode"].value == "available-now"
+    assert_matches(stored_windows(s, ticks), reference_windows(ticks))
