@@ -273,6 +273,35 @@ def aggregate(ctx: click.Context, available_now: bool) -> None:
 
 
 @cli.command()
+@click.option("--quick", is_flag=True, help="Smaller sizes: the same table in under 5 minutes.")
+@click.option(
+    "--use-running-stack",
+    is_flag=True,
+    help="Measure on the stack the settings point at (default: start a stack of its own).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("benchmarks/results"),
+    show_default=True,
+    help="Where the JSON and Markdown results go.",
+)
+@click.pass_context
+def bench(ctx: click.Context, quick: bool, use_running_stack: bool, out: Path) -> None:
+    """Throughput and latency of producer, sink and Spark, beside bare clients (same run)."""
+    from crypto_platform.bench.report import summarise, write
+    from crypto_platform.bench.runner import run_benchmark
+
+    results = run_benchmark(
+        _settings(ctx), quick=quick, own_stack=not use_running_stack, say=click.echo
+    )
+    summary = summarise(results, quick=quick)
+    json_path, table_path = write(summary, out)
+    click.echo("\n" + table_path.read_text())
+    click.echo(f"results: {json_path}, {table_path}")
+
+
+@cli.command()
 @click.pass_context
 def topics(ctx: click.Context) -> None:
     """Topics, partitions, end offsets and each consumer group's committed offset and lag."""

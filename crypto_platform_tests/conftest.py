@@ -3,44 +3,23 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from crypto_platform.settings import Settings, load_settings
 from crypto_platform.stack import LocalStack
+from crypto_platform.stack.ephemeral import ephemeral_settings
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def free_ports(count: int) -> list[int]:
-    """Ports nothing listens on now (all held open together, so they differ)."""
-    with ExitStack() as held:
-        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-
-
 def stack_settings_at(data_dir: Path) -> Settings:
-    """Settings for a stack of its own: every port free, data under `data_dir`."""
-    kafka, mongo, native, storage, ssl, jmx = free_ports(6)
-    return load_settings(
-        data_dir=data_dir,
-        vendor_dir=(REPO / load_settings().vendor_dir).resolve(),
-        kafka_bootstrap_servers=f"127.0.0.1:{kafka}",
-        mongo_uri=f"mongodb://127.0.0.1:{mongo}/",
-        cassandra_port=native,
-        cassandra_storage_port=storage,
-        cassandra_ssl_storage_port=ssl,
-        cassandra_jmx_port=jmx,
-    )
+    return ephemeral_settings(data_dir, REPO / load_settings().vendor_dir)
 
 
 @pytest.fixture(scope="session")

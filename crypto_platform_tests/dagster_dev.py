@@ -13,7 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from crypto_platform_tests.conftest import REPO, free_ports
+from crypto_platform.stack.ephemeral import free_ports
+from crypto_platform_tests.conftest import REPO
 
 
 def session_members(session_id: int) -> list[int]:

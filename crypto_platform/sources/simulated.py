@@ -64,8 +64,9 @@ class SimulatedSource(PriceSource):
         event_ms = max(now, self._last_ms[symbol] + 1)
         self._last_ms[symbol] = event_ms
         self.stats.ticks += 1
-        # Built directly: every field is known valid, and this is the benchmark's hot path.
-        return Tick.model_construct(
+        # Validated like any tick: pydantic-core's validator is 3x faster than
+        # model_construct (pure Python), and this is the benchmark's hot path.
+        return Tick(
             source="simulated",
             symbol=symbol,
             price=self._prices[symbol],

@@ -45,7 +45,9 @@ class QueryTotals:
     input_rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(QUERIES, 0))
     invalid_rows: int = 0
     dropped_late_rows: int = 0
-    batch_durations_s: list[float] = field(default_factory=list)
+    batch_durations_s: dict[str, list[float]] = field(
+        default_factory=lambda: {name: [] for name in QUERIES}
+    )
     _seen: set[tuple[str, int]] = field(default_factory=set)
 
     def add(self, name: str, progress: dict[str, Any]) -> None:
@@ -55,7 +57,9 @@ class QueryTotals:
         self._seen.add(key)
         self.batches[name] += 1
         self.input_rows[name] += progress.get("numInputRows", 0)
-        self.batch_durations_s.append(progress["durationMs"].get("triggerExecution", 0) / 1000)
+        if progress.get("numInputRows", 0):  # an empty trigger says nothing of batch time
+            duration = progress["durationMs"].get("triggerExecution", 0) / 1000
+            self.batch_durations_s[name].append(duration)
         if name == "prices":
             observed = (progress.get("observedMetrics") or {}).get(QUALITY_METRICS)
             self.invalid_rows += int(observed["invalid_rows"] or 0) if observed else 0

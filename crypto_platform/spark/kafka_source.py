@@ -10,7 +10,6 @@ own consumers, so it runs unchanged on a cluster.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +24,24 @@ from pyspark.sql.streaming.datasource import (
 SOURCE_NAME = "crypto_kafka"
 SCHEMA = "topic string, partition int, offset long, timestamp timestamp, key binary, value binary"
 Offsets = dict[str, int]
+ARROW_BATCH_ROWS = 10_000
+
+
+def _record_batch(records: list[Any]) -> Any:
+    """Kafka records as one Arrow record batch in the source's schema."""
+    import pyarrow as pa
+
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.array([r.topic for r in records], pa.string()),
+            pa.array([r.partition for r in records], pa.int32()),
+            pa.array([r.offset for r in records], pa.int64()),
+            pa.array([r.timestamp * 1000 for r in records], pa.timestamp("us", tz="UTC")),
+            pa.array([r.key for r in records], pa.binary()),
+            pa.array([r.value for r in records], pa.binary()),
+        ],
+        names=["topic", "partition", "offset", "timestamp", "key", "value"],
+    )
 
 
 def consumer_config(options: dict[str, str]) -> dict[str, Any]:
@@ -131,10 +148,15 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             if end[p] > start.get(p, 0)
         ]
 
-    def read(self, partition: KafkaPartition) -> Iterator[tuple]:  # type: ignore[override]
+    def read(self, partition: KafkaPartition) -> Iterator[Any]:  # type: ignore[override]
+        """Yield Arrow record batches (columnar: far cheaper to hand to the JVM than rows)."""
         from kafka import KafkaConsumer, TopicPartition
 
-        consumer = KafkaConsumer(**self.config, enable_auto_commit=False, group_id=None)
+        consumer = KafkaConsumer(
+            **{"max_partition_fetch_bytes": 8 * 1024 * 1024, **self.config},
+            enable_auto_commit=False,
+            group_id=None,
+        )
         tp = TopicPartition(partition.topic, partition.partition)
         try:
             consumer.assign([tp])
@@ -142,25 +164,19 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             position = partition.start
             empty_polls = 0
             while position < partition.end:
-                records = consumer.poll(timeout_ms=1000).get(tp, [])
+                records = consumer.poll(timeout_ms=1000, max_records=ARROW_BATCH_ROWS).get(tp, [])
                 empty_polls = 0 if records else empty_polls + 1
                 if empty_polls >= 30:
                     raise RuntimeError(
                         f"{tp.topic}[{tp.partition}]: no records at offset {position} for 30 s "
                         f"(expected up to {partition.end}); was the topic truncated?"
                     )
-                for record in records:
-                    if record.offset >= partition.end:
-                        return
-                    position = record.offset + 1
-                    yield (
-                        record.topic,
-                        record.partition,
-                        record.offset,
-                        dt.datetime.fromtimestamp(record.timestamp / 1000, dt.UTC),
-                        record.key,
-                        record.value,
-                    )
+                wanted = [record for record in records if record.offset < partition.end]
+                if wanted:
+                    position = wanted[-1].offset + 1
+                    yield _record_batch(wanted)
+                if len(wanted) < len(records):
+                    return
                 position = max(position, consumer.position(tp))
         finally:
             consumer.close()

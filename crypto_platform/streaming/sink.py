@@ -1,10 +1,10 @@
 """The MongoDB sink: `crypto.prices` into `crypto.prices`, exactly once in effect.
 
-Per poll: parse every message (bad ones to the DLQ, acknowledged), insert the rest
-unordered with a journaled write (a duplicate `_id` means "already stored"), and only
-then commit the offsets. A crash anywhere redelivers at most the last poll, which the
-`_id` makes harmless. MongoDB down: the poll is retried with backoff until it is back,
-committing nothing meanwhile.
+Per poll: parse every message (bad ones to the DLQ, acknowledged), stamp the rest with
+`stored_at_ms`, insert them unordered with a journaled write (a duplicate `_id` means
+"already stored"), and only then commit the offsets. A crash anywhere redelivers at most
+the last poll, which the `_id` makes harmless. MongoDB down: the poll is retried with
+backoff until it is back, committing nothing meanwhile.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from crypto_platform.settings import Settings
 from crypto_platform.storage import mongo
 from crypto_platform.streaming.dead_letters import DeadLetters
 from crypto_platform.streaming.progress import Progress
-from crypto_platform.ticks import InvalidTick, Tick
+from crypto_platform.ticks import InvalidTick, Tick, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,9 @@ class MongoSink:
         if dead:
             self.dead_letters.flush()
         if documents:
+            stored_at = now_ms()
+            for document in documents:
+                document["stored_at_ms"] = stored_at
             self._write_with_retries(documents, stop)
         self._commit()
         self.stats.consumed += len(records)

@@ -1,0 +1,1 @@
+"""`crypto-platform bench`: throughput and latency of ours beside bare clients, same run."""

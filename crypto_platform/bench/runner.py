@@ -1,0 +1,116 @@
+"""Run every measurement, in the sizes of a quick or a full run, and collect the results."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from crypto_platform.bench import spark as spark_bench
+from crypto_platform.bench import streaming
+from crypto_platform.bench.fixtures import symbols
+from crypto_platform.settings import Settings
+from crypto_platform.stack import LocalStack
+from crypto_platform.stack.ephemeral import ephemeral_settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much each measurement moves."""
+
+    producer_ticks: int
+    sink_ticks: int
+    latency_seconds: float
+    spark_ticks: int
+    microbatch_seconds: float
+    scaling_ticks: int
+    scaling_symbols: tuple[int, ...] = (3, 100, 1000)
+
+
+QUICK = Sizes(30_000, 30_000, 10, 30_000, 20, 10_000)
+FULL = Sizes(200_000, 200_000, 30, 100_000, 60, 50_000)
+
+
+def run_benchmark(
+    settings: Settings, *, quick: bool, own_stack: bool, say: Callable[[str], None] = log.info
+) -> dict[str, Any]:
+    """Every measurement; on a stack of its own (started and stopped here) or the given one."""
+    if not own_stack:
+        return _measure(settings, QUICK if quick else FULL, say)
+    with tempfile.TemporaryDirectory(prefix="crypto-bench-") as scratch:
+        stack = LocalStack(ephemeral_settings(Path(scratch)))
+        say(f"starting a stack of its own in {scratch}")
+        stack.up(progress=lambda _: None)
+        try:
+            return _measure(stack.settings, QUICK if quick else FULL, say)
+        finally:
+            stack.down(progress=lambda _: None)
+
+
+def _measure(settings: Settings, sizes: Sizes, say: Callable[[str], None]) -> dict[str, Any]:
+    from crypto_platform.spark.session import spark_session
+
+    three = symbols(3)
+    results: dict[str, Any] = {}
+
+    def step(name: str, measure: Callable[[], Any]) -> Any:
+        started = time.monotonic()
+        value = measure()
+        say(f"{name}: {value} ({time.monotonic() - started:.0f}s)")
+        return value
+
+    results["producer"] = step(
+        "producer", lambda: streaming.producer_throughput(settings, sizes.producer_ticks, three)
+    )
+    results["sink"] = step(
+        "sink", lambda: streaming.sink_throughput(settings, sizes.sink_ticks, three)
+    )
+    results["latency"] = {
+        str(rate): step(
+            f"latency at {rate}/s",
+            partial(streaming.end_to_end_latency, settings, rate, sizes.latency_seconds, three),
+        )
+        for rate in (100, 1000)
+    }
+    spark = spark_session(settings.model_copy(update={"spark_master": "local[2]"}), "bench")
+    try:
+        spark_bench.warm_up(spark, settings, three)
+        results["spark"] = {
+            "catch_up": step(
+                "spark catch-up",
+                lambda: spark_bench.catch_up_throughput(spark, settings, sizes.spark_ticks, three),
+            ),
+            "micro_batches": step(
+                "spark micro-batches at 1000/s",
+                lambda: spark_bench.micro_batches(
+                    spark, settings, 1000, sizes.microbatch_seconds, three
+                ),
+            ),
+        }
+        results["scaling"] = [
+            step(f"{count} symbols", partial(_scaled, spark, settings, sizes, count))
+            for count in sizes.scaling_symbols
+        ]
+    finally:
+        spark.stop()
+    return results
+
+
+def _scaled(spark: Any, settings: Settings, sizes: Sizes, count: int) -> dict[str, Any]:
+    symbol_list = symbols(count)
+    n = sizes.scaling_ticks
+    return {
+        "symbols": count,
+        "producer_per_s": streaming.producer_throughput(settings, n, symbol_list)["ours_per_s"],
+        "sink_per_s": streaming.sink_throughput(settings, n, symbol_list)["ours_per_s"],
+        "spark_rows_per_s": spark_bench.catch_up_throughput(spark, settings, n, symbol_list)[
+            "rows_per_s"
+        ],
+    }
