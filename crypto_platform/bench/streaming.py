@@ -80,10 +80,11 @@ def _bare_consume(settings: Settings, count: int) -> float:
 
 
 def _bare_insert(settings: Settings, documents: list[dict]) -> float:
+    """insert_many into a collection indexed like crypto.prices: the work the sink does."""
     with mongo.connect(settings) as client:
-        collection = client[settings.mongo_database]["bare_prices"].with_options(
-            write_concern=WriteConcern(w=1, j=True)
-        )
+        collection = client[settings.mongo_database]["bare_prices"]
+        mongo.ensure_indexes(collection)
+        collection = collection.with_options(write_concern=WriteConcern(w=1, j=True))
         started = time.perf_counter()
         for start in range(0, len(documents), 5000):
             collection.insert_many(documents[start : start + 5000], ordered=False)

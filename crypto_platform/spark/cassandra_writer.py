@@ -1,10 +1,10 @@
 """foreachBatch writers: upserts into the four Cassandra tables, concurrent, never row by row.
 
-Raw prices are written from the executors (one session per Python worker, unlogged
-batches of one Cassandra partition each, many in flight); the per-symbol `latest_*`
-rows and the aggregates (a few rows per batch) from the driver. `latest_*` rows are
-written `USING TIMESTAMP` of their event time, so a replayed or late batch can never
-replace a newer value. Re-running a batch writes the same rows: upserts by primary key.
+Raw prices and latest prices are written from the executors (one session per Python
+worker, unlogged batches of one Cassandra partition each, many in flight); the
+aggregates (a few rows per batch) from the driver. `latest_*` rows are written
+`USING TIMESTAMP` of their event time, so of concurrent, replayed or late writes the
+newest event always wins. Re-running a batch writes the same rows: upserts by primary key.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent, execute_concurrent_with_args
 from cassandra.query import BatchStatement, BatchType
 from pyspark.sql import DataFrame, Row
-from pyspark.sql import functions as F
 
 from crypto_platform.settings import Settings
 from crypto_platform.storage import cassandra
@@ -72,8 +71,18 @@ def _day(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%d")
 
 
+LATEST_PRICE_COLUMNS = (
+    "symbol", "source", "price", "quote", "event_time", "ingest_time", "name", "market_cap",
+    "volume_24h", "change_24h_pct",
+)  # fmt: skip
+
+
 def write_price_partition(target: CassandraTarget, rows: Iterator[Row]) -> None:
-    """Executor side: upsert a partition's ticks into prices_by_symbol, batched by key."""
+    """Executor side: ticks into prices_by_symbol, the newest per symbol into latest_prices.
+
+    Each partition writes its own newest tick per symbol `USING TIMESTAMP` of the event
+    time, and Cassandra keeps the newest of all: no shuffle, no second Spark job.
+    """
     session = session_for(target)
     insert = session.prepare(
         insert_cql(
@@ -82,58 +91,34 @@ def write_price_partition(target: CassandraTarget, rows: Iterator[Row]) -> None:
             ("symbol", "day", "event_time", "source", "price", "quote", "ingest_time"),
         )
     )
+    insert_latest = session.prepare(
+        insert_cql(target.keyspace, "latest_prices", LATEST_PRICE_COLUMNS, using_timestamp=True)
+    )
     by_key: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+    newest: dict[str, Row] = {}
     for row in rows:
         day = _day(row.event_time)
         by_key[(row.symbol, day)].append(
             (row.symbol, day, row.event_time, row.source, row.price, row.quote, row.ingest_time)
         )
-    statements = []
+        if row.symbol not in newest or row.event_time > newest[row.symbol].event_time:
+            newest[row.symbol] = row
+    statements: list[tuple[Any, Any]] = []
     for values in by_key.values():
         for start in range(0, len(values), BATCH_ROWS):
             batch = BatchStatement(batch_type=BatchType.UNLOGGED)
             for value in values[start : start + BATCH_ROWS]:
                 batch.add(insert, value)
             statements.append((batch, None))
+    for row in newest.values():
+        latest = tuple(getattr(row, column) for column in LATEST_PRICE_COLUMNS)
+        statements.append((insert_latest, (*latest, _micros(row.event_time))))
     _run(session, statements)
 
 
 def write_prices(batch: DataFrame, target: CassandraTarget) -> None:
-    """ForeachBatch of the price query: prices_by_symbol, then latest_prices."""
+    """ForeachBatch of the price query: one pass over the partitions, on the executors."""
     batch.foreachPartition(lambda rows: write_price_partition(target, rows))
-    latest = batch.groupBy("symbol").agg(
-        F.max_by(F.struct(*batch.columns), "event_time").alias("tick")
-    )
-    session = session_for(target)
-    insert = session.prepare(
-        insert_cql(
-            target.keyspace,
-            "latest_prices",
-            (
-                "symbol",
-                "source",
-                "price",
-                "quote",
-                "event_time",
-                "ingest_time",
-                "name",
-                "market_cap",
-                "volume_24h",
-                "change_24h_pct",
-            ),
-            using_timestamp=True,
-        )
-    )
-    rows = [row.tick for row in latest.collect()]
-    _run_with_args(
-        session,
-        insert,
-        [
-            (t.symbol, t.source, t.price, t.quote, t.event_time, t.ingest_time, t.name,
-             t.market_cap, t.volume_24h, t.change_24h_pct, _micros(t.event_time))
-            for t in rows
-        ],
-    )  # fmt: skip
 
 
 AGGREGATE_COLUMNS = (

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -84,19 +85,14 @@ def read_ticks(spark: SparkSession, settings: Settings) -> DataFrame:
     return parse_ticks(reader.load())
 
 
-def _cached(
-    write: Callable[[DataFrame, CassandraTarget], None], target: CassandraTarget
-) -> Callable[[DataFrame, int], None]:
-    """A foreachBatch function that caches the batch, since it feeds two tables."""
-
-    def each_batch(batch: DataFrame, _batch_id: int) -> None:
-        batch.persist()
-        try:
-            write(batch, target)
-        finally:
-            batch.unpersist()
-
-    return each_batch
+def _write_batch(
+    write: Callable[[DataFrame, CassandraTarget], None],
+    target: CassandraTarget,
+    batch: DataFrame,
+    _batch_id: int,
+) -> None:
+    """foreachBatch: each writer makes one pass over its batch (so nothing to cache)."""
+    write(batch, target)
 
 
 def start_queries(
@@ -123,7 +119,7 @@ def start_queries(
             frame.writeStream.queryName(f"{settings.kafka_topic}-{name}")
             .outputMode(mode)
             .option("checkpointLocation", str(checkpoint_dir(settings) / name))
-            .foreachBatch(_cached(write, target))
+            .foreachBatch(partial(_write_batch, write, target))
         )
         if available_now:
             writer = writer.trigger(availableNow=True)

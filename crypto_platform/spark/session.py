@@ -19,6 +19,9 @@ def spark_session(settings: Settings, app_name: str = "crypto-platform") -> Spar
         SparkSession.builder.appName(app_name)
         .master(settings.spark_master)
         .config("spark.driver.memory", settings.spark_driver_memory)
+        # The aggregate plan is deep (observe, dedup, window, nine aggregates): the 1 MB
+        # default thread stack overflowed in a stream execution thread.
+        .config("spark.driver.extraJavaOptions", "-Xss16m")
         .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
