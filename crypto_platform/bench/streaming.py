@@ -105,6 +105,7 @@ def sink_throughput(settings: Settings, count: int, symbol_list: list[str]) -> d
     while sink.stats.consumed < count:
         if sink.poll_once(stop) and started is None:
             started = time.perf_counter()
+    sink.flush()  # stored and committed, not just handed to the writer
     ours_rate = count / (time.perf_counter() - (started or time.perf_counter()))
     sink.close()
     slower = min(consume_rate, insert_rate)

@@ -9,6 +9,7 @@ backoff until it is back, committing nothing meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -16,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from pymongo import WriteConcern
 from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError
@@ -27,6 +28,7 @@ from crypto_platform.resilience import jittered_backoff
 from crypto_platform.settings import Settings
 from crypto_platform.storage import mongo
 from crypto_platform.streaming.dead_letters import DeadLetters
+from crypto_platform.streaming.ordered_writer import OrderedWriter
 from crypto_platform.streaming.progress import Progress
 from crypto_platform.ticks import InvalidTick, Tick, now_ms
 
@@ -89,11 +91,18 @@ class MongoSink:
         self.collection = mongo.prices_collection(self._client, settings).with_options(
             write_concern=WriteConcern(w=1, j=True)
         )
+        self._writer = OrderedWriter(self._store)
 
     def poll_once(
         self, stop: threading.Event, timeout_ms: int = 500, limit: int | None = None
     ) -> int:
-        """Store one poll's messages and commit them; return how many were consumed."""
+        """Poll, parse and hand one batch to the writer; return how many were consumed.
+
+        The batch's offsets are committed on a later call (or by `flush`), once the
+        writer has stored it: the Kafka side of the next batch overlaps this write.
+        """
+        self._writer.start(stop)
+        self._commit_written()
         max_records = min(self._max_poll_records, limit) if limit else self._max_poll_records
         polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         records = [record for batch in polled.values() for record in batch]
@@ -109,15 +118,25 @@ class MongoSink:
                 dead += 1
         if dead:
             self.dead_letters.flush()
-        if documents:
-            stored_at = now_ms()
-            for document in documents:
-                document["stored_at_ms"] = stored_at
-            self._write_with_retries(documents, stop)
-        self._commit()
+        offsets = {
+            TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(batch[-1].offset + 1, "", -1)
+            for tp, batch in polled.items()
+            if batch
+        }
+        self._writer.submit(documents, offsets)
         self.stats.consumed += len(records)
         self.stats.dead_lettered += dead
         return len(records)
+
+    def flush(self) -> None:
+        """Wait until every handed-over batch is stored, then commit its offsets."""
+        self._writer.wait_idle()
+        self._commit_written()
+
+    def _commit_written(self) -> None:
+        offsets = self._writer.take_written()
+        if offsets:
+            self._commit(offsets)
 
     def _dead_letter(self, record: Any, reason: str) -> None:
         if self.stats.dead_lettered < 3:
@@ -129,6 +148,13 @@ class MongoSink:
                 reason,
             )
         self.dead_letters.send(record, reason)
+
+    def _store(self, documents: list[dict[str, Any]], stop: threading.Event) -> None:
+        """The writer's work: stamp `stored_at_ms`, insert, retrying while MongoDB is down."""
+        stored_at = now_ms()
+        for document in documents:
+            document["stored_at_ms"] = stored_at
+        self._write_with_retries(documents, stop)
 
     def _write_with_retries(self, documents: list[dict[str, Any]], stop: threading.Event) -> None:
         def sleep_unless_stopped(seconds: float) -> None:
@@ -166,9 +192,9 @@ class MongoSink:
             self.stats.inserted += error.details.get("nInserted", 0)
             self.stats.duplicates += len(errors)
 
-    def _commit(self) -> None:
+    def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         try:
-            self.consumer.commit()
+            self.consumer.commit(offsets)
         except CommitFailedError as error:
             # The group rebalanced meanwhile: the new owner gets these messages again,
             # and their _id makes the second write a no-op.
@@ -187,7 +213,14 @@ class MongoSink:
         return sum(max(0, ends[tp] - committed[tp]) for tp in partitions)
 
     def close(self) -> None:
-        """Leave the group cleanly; offsets were committed after each write."""
+        """Store and commit what was handed over (unless the writer failed), then leave."""
+        try:
+            self.flush()
+        except PlatformError as error:
+            log.warning(
+                "closing the sink with batches not stored (they were not committed): %s", error
+            )
+        self._writer.stop()
         for closer in (self.dead_letters.close, self.consumer.close, self._client.close):
             try:
                 closer()
@@ -234,6 +267,8 @@ def run_sink(
             if now - idle_since >= until_idle:
                 break
         progress.maybe_report(sink.stats.consumed, **_extra(sink))
+    with contextlib.suppress(SinkStopped):  # stopped during an outage: nothing to flush
+        sink.flush()
     progress.emit(sink.stats.consumed, **_extra(sink), lag=sink.lag())
     return sink.stats
 
