@@ -119,7 +119,7 @@ class MongoSink:
         if dead:
             self.dead_letters.flush()
         offsets = {
-            TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(batch[-1].offset + 1, "", -1)
+            tp: OffsetAndMetadata(batch[-1].offset + 1, "", -1)
             for tp, batch in polled.items()
             if batch
         }
