@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pybreaker
 from tenacity import wait_exponential_jitter
 from tenacity.wait import wait_base
@@ -20,3 +22,19 @@ def circuit_breaker(name: str, fail_max: int, reset_timeout: float) -> pybreaker
     return pybreaker.CircuitBreaker(
         fail_max=fail_max, reset_timeout=reset_timeout, name=name, throw_new_error_on_trip=False
     )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a network source backs off, and when its circuit opens and half-opens."""
+
+    backoff_initial: float = 0.5
+    backoff_max: float = 8.0
+    fail_max: int = 5
+    reset_timeout: float = 30.0
+
+    def backoff(self) -> wait_base:
+        return jittered_backoff(self.backoff_initial, self.backoff_max)
+
+    def breaker(self, name: str) -> pybreaker.CircuitBreaker:
+        return circuit_breaker(name, self.fail_max, self.reset_timeout)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from crypto_platform.errors import ConfigurationError
+from crypto_platform.resilience import RetryPolicy
 from crypto_platform.settings import load_settings
 from crypto_platform.sources import build_source
 from crypto_platform.sources.binance import BinanceRestSource
@@ -40,8 +41,11 @@ def api() -> Iterator[FakeApi]:
         yield server
 
 
+FAST = RetryPolicy(backoff_initial=0.01, backoff_max=0.05)
+
+
 def binance(api: FakeApi, **http: object) -> BinanceRestSource:
-    options: dict[str, object] = {"backoff_initial": 0.01, "backoff_max": 0.05, "timeout": 1.0}
+    options: dict[str, object] = {"policy": FAST, "timeout": 1.0}
     return BinanceRestSource(["BTC", "ETH"], api.url, 0.05, **{**options, **http})
 
 
@@ -141,7 +145,7 @@ def test_server_errors_and_timeouts_are_retried_with_backoff(api: FakeApi) -> No
 
 def test_circuit_opens_after_repeated_failures_then_half_opens(api: FakeApi) -> None:
     api.script(TICKER, Reply(500))
-    source = binance(api, attempts=1, fail_max=3, reset_timeout=1.0)
+    source = binance(api, attempts=1, policy=RetryPolicy(0.01, 0.05, fail_max=3, reset_timeout=1.0))
 
     for _ in range(3):
         with pytest.raises(SourceUnavailable, match="HTTP 500"):
@@ -207,7 +211,7 @@ def test_binance_websocket_streams_and_reconnects() -> None:
 
     stream = FakeBinanceStream(feed)
     try:
-        source = BinanceWebSocketSource(["BTC", "ETH"], stream.url, backoff_initial=0.05)
+        source = BinanceWebSocketSource(["BTC", "ETH"], stream.url, policy=FAST)
         ticks = [tick for batch in first_batches(source, 4) for tick in batch]
     finally:
         stream.close()
@@ -228,7 +232,7 @@ def test_binance_websocket_retries_until_the_server_answers() -> None:
     stream = FakeBinanceStream(feed)
     url = stream.url
     stream.close()
-    source = BinanceWebSocketSource(["BTC"], url, backoff_initial=0.05, open_timeout=1)
+    source = BinanceWebSocketSource(["BTC"], url, policy=FAST, open_timeout=1)
     stop = threading.Event()
     threading.Timer(0.5, stop.set).start()
     assert list(source.batches(stop)) == []  # refused connections, retried until stopped

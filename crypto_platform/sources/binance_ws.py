@@ -18,13 +18,15 @@ from tenacity import Retrying, retry_if_exception_type
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
-from crypto_platform.resilience import circuit_breaker, jittered_backoff
+from crypto_platform.resilience import RetryPolicy
 from crypto_platform.sources.base import PriceSource
 from crypto_platform.sources.binance import QUOTE, market
 from crypto_platform.ticks import Tick, now_ms
 
 log = logging.getLogger(__name__)
 
+# Reconnects back off further than HTTP retries: a stream is expected to stay up.
+RECONNECT_POLICY = RetryPolicy(backoff_max=30.0)
 _CONNECT_ERRORS = (OSError, TimeoutError, WebSocketException, pybreaker.CircuitBreakerError)
 
 
@@ -40,10 +42,7 @@ class BinanceWebSocketSource(PriceSource):
         *,
         open_timeout: float = 10.0,
         ping_interval: float = 20.0,
-        backoff_initial: float = 0.5,
-        backoff_max: float = 30.0,
-        fail_max: int = 5,
-        reset_timeout: float = 30.0,
+        policy: RetryPolicy = RECONNECT_POLICY,
     ) -> None:
         super().__init__(symbols)
         streams = "/".join(f"{market(symbol).lower()}@miniTicker" for symbol in symbols)
@@ -51,8 +50,8 @@ class BinanceWebSocketSource(PriceSource):
         self._by_market = {market(symbol): symbol for symbol in symbols}
         self._open_timeout = open_timeout
         self._ping_interval = ping_interval
-        self._backoff = jittered_backoff(backoff_initial, backoff_max)
-        self.breaker = circuit_breaker(self.name, fail_max, reset_timeout)
+        self._backoff = policy.backoff()
+        self.breaker = policy.breaker(self.name)
         self.reconnects = 0
 
     def _connect(self) -> ClientConnection:

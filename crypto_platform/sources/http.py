@@ -1,8 +1,8 @@
 """HTTP for the live sources: timeouts, retries with jittered backoff, Retry-After, a breaker.
 
 A 429 or 418 waits as long as the server's Retry-After says; 5xx and network errors back
-off exponentially with jitter; after `fail_max` exhausted requests the circuit opens and
-requests fail fast until it half-opens `reset_timeout` seconds later.
+off exponentially with jitter; after `RetryPolicy.fail_max` exhausted requests the circuit
+opens and requests fail fast until it half-opens `reset_timeout` seconds later.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from tenacity import (
 )
 
 from crypto_platform.errors import PlatformError
-from crypto_platform.resilience import circuit_breaker, jittered_backoff
+from crypto_platform.resilience import RetryPolicy
 
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = {418, 429, 500, 502, 503, 504}
+DEFAULT_POLICY = RetryPolicy()
 
 
 class SourceUnavailable(PlatformError):
@@ -61,17 +62,14 @@ class ResilientHttp:
         headers: dict[str, str] | None = None,
         timeout: float = 5.0,
         attempts: int = 4,
-        backoff_initial: float = 0.5,
-        backoff_max: float = 8.0,
         max_retry_after: float = 60.0,
-        fail_max: int = 5,
-        reset_timeout: float = 30.0,
+        policy: RetryPolicy = DEFAULT_POLICY,
     ) -> None:
         self.name = name
         self.client = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
-        self.breaker = circuit_breaker(name, fail_max, reset_timeout)
+        self.breaker = policy.breaker(name)
         self._attempts = attempts
-        self._backoff = jittered_backoff(backoff_initial, backoff_max)
+        self._backoff = policy.backoff()
         self._max_retry_after = max_retry_after
 
     def _wait(self, state: RetryCallState) -> float:
