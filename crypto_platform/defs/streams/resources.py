@@ -6,7 +6,7 @@ Settings are read when a run uses the resource, never when the definitions load.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 
@@ -15,10 +15,12 @@ from crypto_platform.sources import PriceSource, build_source
 
 
 class _SettingsResource(dg.ConfigurableResource):
-    """A resource whose set fields override settings of the same meaning."""
+    """A resource whose set fields override settings: `SETTINGS` maps field to setting."""
+
+    SETTINGS: ClassVar[dict[str, str]] = {}
 
     def overrides(self) -> dict[str, Any]:
-        raise NotImplementedError
+        return {setting: getattr(self, field) for field, setting in self.SETTINGS.items()}
 
 
 def settings_for(*resources: _SettingsResource) -> Settings:
@@ -39,13 +41,12 @@ class KafkaResource(_SettingsResource):
     dlq_topic: str | None = None
     consumer_group: str | None = None
 
-    def overrides(self) -> dict[str, Any]:
-        return {
-            "kafka_bootstrap_servers": self.bootstrap_servers,
-            "kafka_topic": self.topic,
-            "kafka_dlq_topic": self.dlq_topic,
-            "kafka_consumer_group": self.consumer_group,
-        }
+    SETTINGS: ClassVar[dict[str, str]] = {
+        "bootstrap_servers": "kafka_bootstrap_servers",
+        "topic": "kafka_topic",
+        "dlq_topic": "kafka_dlq_topic",
+        "consumer_group": "kafka_consumer_group",
+    }
 
 
 class MongoResource(_SettingsResource):
@@ -55,12 +56,11 @@ class MongoResource(_SettingsResource):
     database: str | None = None
     collection: str | None = None
 
-    def overrides(self) -> dict[str, Any]:
-        return {
-            "mongo_uri": self.uri,
-            "mongo_database": self.database,
-            "mongo_collection": self.collection,
-        }
+    SETTINGS: ClassVar[dict[str, str]] = {
+        "uri": "mongo_uri",
+        "database": "mongo_database",
+        "collection": "mongo_collection",
+    }
 
 
 class CassandraResource(_SettingsResource):
@@ -71,13 +71,12 @@ class CassandraResource(_SettingsResource):
     protocol_version: int | None = None
     keyspace: str | None = None
 
-    def overrides(self) -> dict[str, Any]:
-        return {
-            "cassandra_hosts": self.hosts,
-            "cassandra_port": self.port,
-            "cassandra_protocol_version": self.protocol_version,
-            "cassandra_keyspace": self.keyspace,
-        }
+    SETTINGS: ClassVar[dict[str, str]] = {
+        "hosts": "cassandra_hosts",
+        "port": "cassandra_port",
+        "protocol_version": "cassandra_protocol_version",
+        "keyspace": "cassandra_keyspace",
+    }
 
 
 class SparkResource(_SettingsResource):
@@ -86,8 +85,10 @@ class SparkResource(_SettingsResource):
     master: str | None = None
     driver_memory: str | None = None
 
-    def overrides(self) -> dict[str, Any]:
-        return {"spark_master": self.master, "spark_driver_memory": self.driver_memory}
+    SETTINGS: ClassVar[dict[str, str]] = {
+        "master": "spark_master",
+        "driver_memory": "spark_driver_memory",
+    }
 
 
 class PriceSourceResource(_SettingsResource):
@@ -101,8 +102,7 @@ class PriceSourceResource(_SettingsResource):
     seed: int = 42
     replay_file: str | None = None
 
-    def overrides(self) -> dict[str, Any]:
-        return {"source": self.source, "symbols": self.symbols}
+    SETTINGS: ClassVar[dict[str, str]] = {"source": "source", "symbols": "symbols"}
 
     def build(self, settings: Settings) -> PriceSource:
         return build_source(
