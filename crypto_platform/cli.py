@@ -18,6 +18,7 @@ from crypto_platform.settings import Settings, load_settings
 from crypto_platform.sources import PriceSource, build_source
 from crypto_platform.stack import LocalStack
 from crypto_platform.streaming.producer import TickProducer, run_producer
+from crypto_platform.streaming.progress import format_snapshot
 from crypto_platform.streaming.pump import pump
 from crypto_platform.streaming.sink import MongoSink, run_sink
 from crypto_platform.streaming.topics import describe
@@ -259,9 +260,7 @@ def aggregate(ctx: click.Context, available_now: bool) -> None:
             settings,
             stop,
             available_now=available_now,
-            report=lambda snapshot: click.echo(
-                ", ".join(f"{key} {value}" for key, value in snapshot.items()), err=True
-            ),
+            report=lambda snapshot: click.echo(format_snapshot(snapshot), err=True),
         )
     finally:
         spark.stop()

@@ -10,6 +10,16 @@ from dataclasses import dataclass, field
 log = logging.getLogger(__name__)
 
 Snapshot = Mapping[str, float | int]
+Extra = Callable[[], Snapshot]
+
+
+def no_extra() -> Snapshot:
+    return {}
+
+
+def format_snapshot(snapshot: Snapshot) -> str:
+    """`count 10000, rate_per_s 15210.1, ...`: one line for logs."""
+    return ", ".join(f"{key} {value}" for key, value in snapshot.items())
 
 
 @dataclass
@@ -23,11 +33,12 @@ class Progress:
     _last_at: float = field(default_factory=time.monotonic)
     _last_count: int = 0
 
-    def maybe_report(self, count: int, **extra: float | int) -> None:
+    def maybe_report(self, count: int, extra: Extra = no_extra) -> None:
+        """Report if `every` seconds have passed; `extra` is only called then (hot paths)."""
         if time.monotonic() - self._last_at >= self.every:
-            self.emit(count, **extra)
+            self.emit(count, extra)
 
-    def emit(self, count: int, **extra: float | int) -> Snapshot:
+    def emit(self, count: int, extra: Extra = no_extra) -> Snapshot:
         now = time.monotonic()
         interval = max(now - self._last_at, 1e-9)
         snapshot: dict[str, float | int] = {
@@ -35,14 +46,10 @@ class Progress:
             "rate_per_s": round((count - self._last_count) / interval, 1),
             "avg_rate_per_s": round(count / max(now - self.started, 1e-9), 1),
             "elapsed_s": round(now - self.started, 1),
-            **extra,
+            **extra(),
         }
         self._last_at, self._last_count = now, count
-        log.info(
-            "%s: %s",
-            self.name,
-            ", ".join(f"{key} {value}" for key, value in snapshot.items()),
-        )
+        log.info("%s: %s", self.name, format_snapshot(snapshot))
         if self.report is not None:
             self.report(snapshot)
         return snapshot

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 
 from crypto_platform.sources import PriceSource
-from crypto_platform.streaming.progress import Progress
+from crypto_platform.streaming.progress import Extra, Progress, no_extra
 from crypto_platform.ticks import Tick
 
 
@@ -18,7 +18,7 @@ def pump(
     count: int | None = None,
     duration: float | None = None,
     progress: Progress | None = None,
-    extra: Callable[[], dict[str, int]] = dict,
+    extra: Extra = no_extra,
 ) -> int:
     """Deliver batches from `source` until `stop`, `count` ticks or `duration` s; return the count.
 
@@ -36,11 +36,11 @@ def pump(
                 batch = batch[: count - delivered]
             deliver(batch)
             delivered += len(batch)
-            progress.maybe_report(delivered, **extra())
+            progress.maybe_report(delivered, extra)
             if (count is not None and delivered >= count) or stop.is_set():
                 break
     finally:
         if timer is not None:
             timer.cancel()
-    progress.emit(delivered, **extra())
+    progress.emit(delivered, extra)
     return delivered

@@ -243,6 +243,17 @@ def run_sink(
     for the dead member's session to expire before handing its partitions over.
     """
     progress = progress or Progress("sink")
+
+    def extra() -> dict[str, int]:
+        s = sink.stats
+        return {
+            "inserted": s.inserted,
+            "duplicates": s.duplicates,
+            "dead_lettered": s.dead_lettered,
+            "write_retries": s.write_retries,
+            "lag": sink.lag(),
+        }
+
     started = time.monotonic()
     idle_since: float | None = None
     while not stop.is_set():
@@ -266,18 +277,8 @@ def run_sink(
             idle_since = idle_since or now
             if now - idle_since >= until_idle:
                 break
-        progress.maybe_report(sink.stats.consumed, **_extra(sink))
+        progress.maybe_report(sink.stats.consumed, extra)
     with contextlib.suppress(SinkStopped):  # stopped during an outage: nothing to flush
         sink.flush()
-    progress.emit(sink.stats.consumed, **_extra(sink), lag=sink.lag())
+    progress.emit(sink.stats.consumed, extra)
     return sink.stats
-
-
-def _extra(sink: MongoSink) -> dict[str, int]:
-    s = sink.stats
-    return {
-        "inserted": s.inserted,
-        "duplicates": s.duplicates,
-        "dead_lettered": s.dead_lettered,
-        "write_retries": s.write_retries,
-    }

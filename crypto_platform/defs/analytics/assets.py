@@ -23,7 +23,7 @@ from crypto_platform.defs.streams.resources import (
     SparkResource,
     settings_for,
 )
-from crypto_platform.streaming.progress import Snapshot
+from crypto_platform.streaming.progress import Snapshot, format_snapshot
 
 if TYPE_CHECKING:
     from crypto_platform.spark.job import QueryTotals
@@ -87,7 +87,7 @@ def spark_aggregation(
     session = spark_session(settings)
 
     def record(snapshot: Snapshot) -> None:
-        context.log.info(", ".join(f"{name} {value}" for name, value in snapshot.items()))
+        context.log.info(format_snapshot(snapshot))
         for key in (PRICE_AGGREGATES, CASSANDRA_PRICES_BY_SYMBOL, CASSANDRA_LATEST_PRICES):
             context.log_event(dg.AssetObservation(asset_key=key, metadata=dict(snapshot)))
 

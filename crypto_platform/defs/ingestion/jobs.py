@@ -18,7 +18,7 @@ from crypto_platform.defs.streams.resources import (
     settings_for,
 )
 from crypto_platform.streaming.producer import TickProducer, run_producer
-from crypto_platform.streaming.progress import Progress, Snapshot
+from crypto_platform.streaming.progress import Progress, Snapshot, format_snapshot
 from crypto_platform.streaming.sink import MongoSink, run_sink
 
 
@@ -30,7 +30,7 @@ class StreamingConfig(dg.Config):
 
 def _materialize(context: dg.OpExecutionContext, key: dg.AssetKey, **static: str) -> Callable:
     def record(snapshot: Snapshot) -> None:
-        context.log.info(", ".join(f"{name} {value}" for name, value in snapshot.items()))
+        context.log.info(format_snapshot(snapshot))
         context.log_event(
             dg.AssetMaterialization(asset_key=key, metadata={**static, **dict(snapshot)})
         )
@@ -82,13 +82,7 @@ def store_ticks(
         sink = MongoSink(settings)
 
         def with_totals(snapshot: Snapshot) -> None:
-            report(
-                {
-                    **snapshot,
-                    "lag": sink.lag(),
-                    "documents": sink.collection.estimated_document_count(),
-                }
-            )
+            report({**snapshot, "documents": sink.collection.estimated_document_count()})
 
         try:
             run_sink(
