@@ -47,7 +47,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "Python 3.11+ is required (found $$($(PYTHON) --version))"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --progress-bar off -e '.[dev]'
+	$(BIN)/pip install -q --progress-bar off -e '.[local,dev]'
 	touch $(STAMP)
 
 $(CASSANDRA_STAMP): | $(STAMP)
