@@ -1,17 +1,22 @@
-"""`streaming_supervisor`: keep every long-running job running, with backoff after failures.
+"""`streaming_supervisor`: keep every long-running job running, with backoff when runs keep ending.
 
 Each tick, for each supervised job: a run queued, starting, started or canceling means
-all is well (skip). Otherwise a new run is requested, unless the job's latest runs
-failed in a row: then it waits `base * 2^(failures-1)` seconds (capped) after the last
-failure. A terminated (CANCELED) run is relaunched at once: turn the sensor off to stop
-the pipeline.
+all is well (skip). Otherwise a new run is requested, unless the job's latest runs ended
+badly in a row (failed, or ended within `QUICK_END_S` of starting, as a replay at the end
+of its file does, even with SUCCESS): then it waits `base * 2^(n-1)` seconds (capped) after
+the last end. A run that ran for a while and was terminated is relaunched at once: turn
+the sensor off to stop the pipeline.
+
+Run keys are derived from the run each launch follows (`<job>:after:<run id>`, or
+`<job>:first`), not from a counter: the same situation gives the same key, a new run
+gives a new one, and resetting the sensor's cursor cannot make a key collide.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import dagster as dg
 
@@ -24,25 +29,50 @@ ACTIVE = [
 ]
 BACKOFF_BASE_S = 10.0
 BACKOFF_MAX_S = 600.0
+# A streaming run that ends sooner than this after its start did not really run.
+QUICK_END_S = 60.0
 HISTORY = 10
 
 
-def consecutive_failures(instance: dg.DagsterInstance, job_name: str) -> tuple[int, float | None]:
-    """How many of the job's latest runs failed in a row, and when the last one ended."""
-    runs = instance.get_run_records(dg.RunsFilter(job_name=job_name), limit=HISTORY)
-    failures = 0
+@dataclass(frozen=True)
+class History:
+    """The job's latest run, and how many of its latest runs ended badly in a row."""
+
+    latest_run_id: str | None
+    bad_ends: int
+    last_end: float | None
+
+
+def _ended_badly(record: dg.RunRecord) -> bool:
+    if record.dagster_run.status == dg.DagsterRunStatus.FAILURE:
+        return True
+    if record.start_time is None or record.end_time is None:
+        return True  # ended without ever starting
+    return record.end_time - record.start_time < QUICK_END_S
+
+
+def history(instance: dg.DagsterInstance, job_name: str) -> History:
+    """Read the job's latest runs (newest first) from the instance."""
+    records = instance.get_run_records(dg.RunsFilter(job_name=job_name), limit=HISTORY)
+    bad_ends = 0
     last_end: float | None = None
-    for record in runs:
-        if record.dagster_run.status != dg.DagsterRunStatus.FAILURE:
+    for record in records:
+        if not _ended_badly(record):
             break
-        failures += 1
+        bad_ends += 1
         if last_end is None:
             last_end = record.end_time or record.update_timestamp.timestamp()
-    return failures, last_end
+    latest = records[0].dagster_run.run_id if records else None
+    return History(latest, bad_ends, last_end)
 
 
-def backoff_s(failures: int) -> float:
-    return min(BACKOFF_BASE_S * 2 ** (failures - 1), BACKOFF_MAX_S) if failures else 0.0
+def backoff_s(bad_ends: int) -> float:
+    return min(BACKOFF_BASE_S * 2 ** (bad_ends - 1), BACKOFF_MAX_S) if bad_ends else 0.0
+
+
+def run_key(job_name: str, latest_run_id: str | None) -> str:
+    """Unique per launch and deterministic: the run this launch follows names it."""
+    return f"{job_name}:after:{latest_run_id}" if latest_run_id else f"{job_name}:first"
 
 
 def supervise(
@@ -51,8 +81,6 @@ def supervise(
     not_supervised: Callable[[str], str | None] = lambda _job: None,
 ) -> dg.SensorResult | dg.SkipReason:
     """The sensor's body, for any list of jobs; `not_supervised(job)` gives a reason to skip."""
-    cursor = json.loads(context.cursor) if context.cursor else {}
-    launches: dict[str, int] = cursor.get("launches", {})
     requests: list[dg.RunRequest] = []
     reasons: list[str] = []
     for job_name in job_names:
@@ -68,26 +96,26 @@ def supervise(
                 f"{job_name} is {active[0].status.value.lower()} ({active[0].run_id[:8]})"
             )
             continue
-        failures, last_end = consecutive_failures(context.instance, job_name)
-        wait = backoff_s(failures)
-        if last_end is not None and time.time() < last_end + wait:
+        past = history(context.instance, job_name)
+        wait = backoff_s(past.bad_ends)
+        if past.last_end is not None and time.time() < past.last_end + wait:
             reasons.append(
-                f"{job_name} failed {failures} time(s) in a row; relaunch in "
-                f"{last_end + wait - time.time():.0f}s"
+                f"{job_name} failed or ended within {QUICK_END_S:.0f}s of starting "
+                f"{past.bad_ends} time(s) in a row; relaunch in "
+                f"{past.last_end + wait - time.time():.0f}s"
             )
             continue
-        launches[job_name] = launches.get(job_name, 0) + 1
+        key = run_key(job_name, past.latest_run_id)
         requests.append(
             dg.RunRequest(
                 job_name=job_name,
-                run_key=f"{job_name}-{launches[job_name]}",
+                run_key=key,
                 tags={"crypto_platform/launched_by": "streaming_supervisor"},
             )
         )
-        context.log.info(f"launching {job_name} (launch #{launches[job_name]})")
-    new_cursor = json.dumps({"launches": launches}, sort_keys=True)
+        context.log.info(f"launching {job_name} ({key})")
     if requests:
-        return dg.SensorResult(run_requests=requests, cursor=new_cursor)
+        return dg.SensorResult(run_requests=requests)
     return dg.SkipReason("; ".join(reasons))
 
 
@@ -103,7 +131,8 @@ def build_supervisor(
         jobs=list(jobs),
         minimum_interval_seconds=15,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Keeps the long-running streaming jobs running; backs off after failures.",
+        description="Keeps the long-running streaming jobs running; backs off when runs "
+        "fail or end soon after starting.",
     )
     def streaming_supervisor(
         context: dg.SensorEvaluationContext,
