@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from crypto_platform.errors import ConfigurationError
 
 SourceName = Literal["auto", "binance", "binance-ws", "coinranking", "simulated", "replay"]
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+CassandraConsistency = Literal["ONE", "LOCAL_ONE", "QUORUM", "LOCAL_QUORUM", "ALL"]
 
 ENV_PREFIX = "CRYPTO_"
 
@@ -46,6 +48,15 @@ class Settings(BaseSettings):
     # Static group membership: a restarted sink takes its partitions back at once.
     # Default: one per host; give each further sink on a host its own id.
     kafka_consumer_instance_id: str | None = None
+    # Replicas of each topic when it is created: 1 for one broker, 3 on a production cluster.
+    kafka_replication_factor: Annotated[int, Field(ge=1)] = 1
+    # Authentication and TLS of every Kafka client (see streaming/kafka_options.py).
+    kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # CA bundle that signed the brokers' certificates (default: the system's CAs).
+    kafka_ssl_cafile: Path | None = None
 
     mongo_uri: str = "mongodb://127.0.0.1:27017/"
     mongo_database: str = "crypto"
@@ -57,6 +68,13 @@ class Settings(BaseSettings):
     # An identifier, because CQL cannot bind a keyspace name as a parameter.
     cassandra_keyspace: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,47}$")] = "crypto"
     cassandra_replication_factor: Annotated[int, Field(ge=1)] = 1
+    # Authentication (PasswordAuthenticator), TLS and the default consistency level.
+    cassandra_username: str | None = None
+    cassandra_password: SecretStr | None = None
+    cassandra_tls: bool = False
+    # CA bundle that signed the nodes' certificates (default: the system's CAs).
+    cassandra_tls_cafile: Path | None = None
+    cassandra_consistency: CassandraConsistency = "LOCAL_ONE"
     # Only the local stack uses these: the node's internal ports and its heap.
     cassandra_storage_port: Annotated[int, Field(ge=1, le=65535)] = 7000
     cassandra_ssl_storage_port: Annotated[int, Field(ge=1, le=65535)] = 7001
@@ -87,7 +105,14 @@ class Settings(BaseSettings):
     aggregate_slide_s: Annotated[int, Field(ge=1)] = 60
     aggregate_watermark_s: Annotated[int, Field(ge=0)] = 600
 
+    # `crypto-platform api`: where it listens, and which origins may call it from a browser
+    # (comma-separated; empty: no CORS headers).
+    api_host: str = "127.0.0.1"
+    api_port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    api_cors_origins: Annotated[list[str], NoDecode] = []
+
     _split_hosts = field_validator("cassandra_hosts", mode="before")(_split_list)
+    _split_origins = field_validator("api_cors_origins", mode="before")(_split_list)
 
     @field_validator("symbols", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ from kafka import KafkaProducer
 from crypto_platform.settings import Settings
 from crypto_platform.sources.simulated import START_PRICES, SimulatedSource
 from crypto_platform.stack import LocalStack
+from crypto_platform.streaming.kafka_options import kafka_client_options
 from crypto_platform.ticks import Tick
 
 
@@ -54,9 +55,7 @@ def simulated_ticks(count: int, symbol_list: list[str], seed: int = 7) -> list[T
 
 def prefill(settings: Settings, ticks: list[Tick]) -> None:
     """Put `ticks` into the settings' topic with a bare producer (fast, not measured)."""
-    producer = KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=20, batch_size=512 * 1024
-    )
+    producer = KafkaProducer(**kafka_client_options(settings), linger_ms=20, batch_size=512 * 1024)
     for tick in ticks:
         producer.send(settings.kafka_topic, key=tick.symbol.encode(), value=tick.to_json())
     producer.flush()

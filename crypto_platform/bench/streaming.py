@@ -12,6 +12,7 @@ from crypto_platform.bench.fixtures import fresh, percentile, prefill, simulated
 from crypto_platform.settings import Settings
 from crypto_platform.sources.simulated import SimulatedSource
 from crypto_platform.storage import mongo
+from crypto_platform.streaming.kafka_options import kafka_client_options
 from crypto_platform.streaming.producer import TickProducer, run_producer
 from crypto_platform.streaming.progress import Progress
 from crypto_platform.streaming.sink import MongoSink, run_sink
@@ -26,7 +27,7 @@ def producer_throughput(settings: Settings, count: int, symbol_list: list[str]) 
         (tick.symbol.encode(), tick.to_json()) for tick in simulated_ticks(count, symbol_list)
     ]
     bare = KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_client_options(settings),
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
@@ -58,7 +59,7 @@ def producer_throughput(settings: Settings, count: int, symbol_list: list[str]) 
 
 def _bare_consume(settings: Settings, count: int) -> float:
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_client_options(settings),
         enable_auto_commit=False,
         max_poll_records=5000,
     )

@@ -31,21 +31,19 @@ CONCURRENCY = 32
 class CassandraTarget:
     """Where to write: small and picklable, so executors can connect themselves."""
 
-    hosts: tuple[str, ...]
-    port: int
-    protocol_version: int
+    # (setting, value) pairs that `cassandra.connect` reads: hosts, port, protocol,
+    # credentials, TLS, consistency (values hashable: a list becomes a tuple).
+    connection: tuple[tuple[str, Any], ...]
     keyspace: str
     window_seconds: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CassandraTarget:
-        return cls(
-            tuple(settings.cassandra_hosts),
-            settings.cassandra_port,
-            settings.cassandra_protocol_version,
-            settings.cassandra_keyspace,
-            settings.aggregate_window_s,
+        connection = tuple(
+            (name, tuple(value) if isinstance(value, list) else value)
+            for name, value in settings.model_dump(include=set(cassandra.CONNECTION)).items()
         )
+        return cls(connection, settings.cassandra_keyspace, settings.aggregate_window_s)
 
 
 _sessions: dict[CassandraTarget, Session] = {}
@@ -54,12 +52,7 @@ _sessions: dict[CassandraTarget, Session] = {}
 def session_for(target: CassandraTarget) -> Session:
     """One session per process and target (Python workers are reused between tasks)."""
     if target not in _sessions:
-        settings = Settings(
-            cassandra_hosts=list(target.hosts),
-            cassandra_port=target.port,
-            cassandra_protocol_version=target.protocol_version,
-        )
-        _sessions[target] = cassandra.connect(settings)[1]
+        _sessions[target] = cassandra.connect(Settings(**dict(target.connection)))[1]
     return _sessions[target]
 
 

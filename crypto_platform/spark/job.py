@@ -27,6 +27,7 @@ from crypto_platform.settings import Settings
 from crypto_platform.spark.cassandra_writer import CassandraTarget, write_aggregates, write_prices
 from crypto_platform.spark.kafka_source import SOURCE_NAME
 from crypto_platform.spark.transforms import QUALITY_METRICS, parse_ticks, windowed_means
+from crypto_platform.streaming.kafka_options import spark_kafka_options
 from crypto_platform.streaming.progress import Snapshot
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def read_ticks(spark: SparkSession, settings: Settings) -> DataFrame:
     reader = (
         spark.readStream.format(SOURCE_NAME)
         .option("subscribe", settings.kafka_topic)
-        .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
+        .options(**spark_kafka_options(settings))
         .option("startingOffsets", settings.spark_starting_offsets)
     )
     if settings.spark_max_offsets_per_trigger:

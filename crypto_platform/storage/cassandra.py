@@ -6,7 +6,11 @@ day, so a partition stays bounded) and the latest value per symbol (keyed by sym
 
 from __future__ import annotations
 
-from cassandra.cluster import Cluster, Session
+import ssl
+
+from cassandra import ConsistencyLevel
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
 
 from crypto_platform.settings import Settings
 
@@ -42,13 +46,38 @@ TABLES: dict[str, str] = {
 }
 
 
+# The settings `connect` reads (processes that connect by themselves, such as Spark's
+# Python workers, are handed exactly these).
+CONNECTION = (
+    "cassandra_hosts", "cassandra_port", "cassandra_protocol_version", "cassandra_username",
+    "cassandra_password", "cassandra_tls", "cassandra_tls_cafile", "cassandra_consistency",
+)  # fmt: skip
+
+
 def connect(settings: Settings, *, connect_timeout: float = 10.0) -> tuple[Cluster, Session]:
-    """A cluster and session with the configured protocol version (the driver never guesses)."""
+    """A cluster and session with the configured protocol version (the driver never guesses).
+
+    Credentials, TLS and the default consistency level come from the settings too.
+    """
+    auth = None
+    if settings.cassandra_username:
+        password = settings.cassandra_password
+        auth = PlainTextAuthProvider(
+            settings.cassandra_username, password.get_secret_value() if password else ""
+        )
+    tls = None
+    if settings.cassandra_tls:
+        cafile = settings.cassandra_tls_cafile
+        tls = ssl.create_default_context(cafile=str(cafile) if cafile else None)
+    consistency = ConsistencyLevel.name_to_value[settings.cassandra_consistency]
     cluster = Cluster(
         settings.cassandra_hosts,
         port=settings.cassandra_port,
         protocol_version=settings.cassandra_protocol_version,
         connect_timeout=connect_timeout,
+        auth_provider=auth,
+        ssl_context=tls,
+        execution_profiles={EXEC_PROFILE_DEFAULT: ExecutionProfile(consistency_level=consistency)},
     )
     return cluster, cluster.connect()
 

@@ -6,6 +6,7 @@ from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 
 from crypto_platform.settings import Settings
+from crypto_platform.streaming.kafka_options import kafka_client_options
 
 REASON = "dlq.reason"
 ORIGIN_TOPIC = "dlq.topic"
@@ -19,7 +20,7 @@ class DeadLetters:
     def __init__(self, settings: Settings) -> None:
         self.topic = settings.kafka_dlq_topic
         self._producer = KafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **kafka_client_options(settings),
             client_id="crypto-dlq",
             acks="all",
             enable_idempotence=True,

@@ -16,6 +16,7 @@ from kafka.errors import KafkaError
 
 from crypto_platform.settings import Settings
 from crypto_platform.sources import PriceSource
+from crypto_platform.streaming.kafka_options import kafka_client_options
 from crypto_platform.streaming.progress import Progress
 from crypto_platform.streaming.pump import pump
 from crypto_platform.ticks import Tick
@@ -41,7 +42,7 @@ class TickProducer:
         self._failed: list[Tick] = []
         self._lock = threading.Lock()
         self._producer = KafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **kafka_client_options(settings),
             client_id="crypto-producer",
             acks="all",
             enable_idempotence=True,

@@ -28,6 +28,7 @@ from crypto_platform.resilience import jittered_backoff
 from crypto_platform.settings import Settings
 from crypto_platform.storage import mongo
 from crypto_platform.streaming.dead_letters import DeadLetters
+from crypto_platform.streaming.kafka_options import kafka_client_options
 from crypto_platform.streaming.ordered_writer import OrderedWriter
 from crypto_platform.streaming.progress import Progress
 from crypto_platform.ticks import InvalidTick, Tick, now_ms
@@ -69,7 +70,7 @@ class MongoSink:
         self._backoff = jittered_backoff(retry_initial, retry_max)
         self.consumer = KafkaConsumer(
             settings.kafka_topic,
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **kafka_client_options(settings),
             group_id=settings.kafka_consumer_group,
             client_id="crypto-mongo-sink",
             enable_auto_commit=False,

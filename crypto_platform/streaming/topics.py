@@ -10,20 +10,22 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from crypto_platform.settings import Settings
+from crypto_platform.streaming.kafka_options import kafka_client_options
 
 
 def admin_client(settings: Settings, **config: object) -> KafkaAdminClient:
-    return KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_servers, client_id="crypto-platform", **config
-    )
+    return KafkaAdminClient(**kafka_client_options(settings), client_id="crypto-platform", **config)
 
 
 def ensure_topics(settings: Settings) -> list[str]:
     """Create `crypto.prices` (N partitions, a retention) and its DLQ unless they exist."""
     retention = {"retention.ms": str(settings.kafka_retention_ms)}
+    replicas = settings.kafka_replication_factor
     wanted = [
-        NewTopic(settings.kafka_topic, settings.kafka_partitions, 1, topic_configs=retention),
-        NewTopic(settings.kafka_dlq_topic, 1, 1, topic_configs=retention),
+        NewTopic(
+            settings.kafka_topic, settings.kafka_partitions, replicas, topic_configs=retention
+        ),
+        NewTopic(settings.kafka_dlq_topic, 1, replicas, topic_configs=retention),
     ]
     admin = admin_client(settings)
     try:
@@ -52,7 +54,7 @@ def describe(settings: Settings) -> list[PartitionInfo]:
     """Every non-internal topic's partitions, end offsets and each group's lag."""
     admin = admin_client(settings)
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_client_options(settings),
         client_id="crypto-platform-topics",
         enable_auto_commit=False,
     )
