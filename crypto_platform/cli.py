@@ -14,6 +14,7 @@ import click
 
 from crypto_platform.diagnostics import explain_unreachable
 from crypto_platform.errors import PlatformError
+from crypto_platform.provision import PROVISIONERS, provision
 from crypto_platform.settings import Settings, load_settings
 from crypto_platform.sources import PriceSource, build_source
 from crypto_platform.stack import LocalStack
@@ -90,6 +91,17 @@ def stack_status(ctx: click.Context) -> None:
         click.echo(f"{status.name:<10} {status.state:<22} {pid:>8}  {ports}")
     if not all(status.healthy for status in statuses):
         sys.exit(1)
+
+
+@cli.command("provision")
+@click.argument("systems", nargs=-1, type=click.Choice(list(PROVISIONERS)))
+@click.pass_context
+def provision_command(ctx: click.Context, systems: tuple[str, ...]) -> None:
+    """Create topics, indexes, keyspace and tables on the configured servers (if missing).
+
+    SYSTEMS: kafka, mongodb, cassandra (default: all three).
+    """
+    provision(_settings(ctx), systems or tuple(PROVISIONERS), progress=click.echo)
 
 
 def _stop_on_signals() -> threading.Event:
@@ -298,6 +310,19 @@ def bench(ctx: click.Context, quick: bool, use_running_stack: bool, out: Path) -
     json_path, table_path = write(summary, out)
     click.echo("\n" + table_path.read_text())
     click.echo(f"results: {json_path}, {table_path}")
+
+
+@cli.command()
+@click.option("--host", help="Address to listen on (default: CRYPTO_API_HOST).")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), help="Port to listen on (default: CRYPTO_API_PORT)."
+)
+@click.pass_context
+def api(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the REST API, the live push endpoint, /metrics and the dashboard until Ctrl-C."""
+    from crypto_platform.api.server import serve
+
+    serve(_settings(ctx), host, port)
 
 
 @cli.command()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import noida_db
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from crypto_platform.errors import StackError
 from crypto_platform.stack.process import port_open
 from crypto_platform.stack.server import LocalServer
 
@@ -22,6 +22,11 @@ class KafkaServer(LocalServer):
         return {"kafka": self.settings.kafka_port}
 
     def argv(self) -> list[str]:
+        # Imported here: noida-db is in the `local` extra, which production images lack.
+        try:
+            import noida_db
+        except ImportError:
+            raise StackError("noida-db not found: run `make install` (pip extra `local`)") from None
         binary = Path(noida_db.__file__).parent / "noida-db"
         return [
             str(binary), "start", "--only", "kafka", "--host", "127.0.0.1",

@@ -9,14 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from crypto_platform.errors import StackError
+from crypto_platform.provision import provision
 from crypto_platform.settings import Settings
 from crypto_platform.stack.cassandra_server import CassandraServer
 from crypto_platform.stack.kafka_server import KafkaServer
 from crypto_platform.stack.mongo_server import MongoServer
 from crypto_platform.stack.process import port_in_use
 from crypto_platform.stack.server import LocalServer
-from crypto_platform.storage import cassandra, mongo
-from crypto_platform.streaming import topics
 
 log = logging.getLogger(__name__)
 
@@ -75,23 +74,7 @@ class LocalStack:
 
     def provision(self, progress: Callable[[str], None] = log.info) -> None:
         """Create topics, indexes, keyspace and tables (each only if missing)."""
-        s = self.settings
-        names = topics.ensure_topics(s)
-        progress(f"kafka: topics {', '.join(names)} ready")
-        client = mongo.connect(s)
-        try:
-            indexes = mongo.ensure_indexes(mongo.prices_collection(client, s))
-        finally:
-            client.close()
-        progress(f"mongodb: {s.mongo_database}.{s.mongo_collection} indexes {', '.join(indexes)}")
-        cluster, session = cassandra.connect(s)
-        try:
-            tables = cassandra.ensure_schema(
-                session, s.cassandra_keyspace, s.cassandra_replication_factor
-            )
-        finally:
-            cluster.shutdown()
-        progress(f"cassandra: keyspace {s.cassandra_keyspace} tables {', '.join(tables)}")
+        provision(self.settings, progress=progress)
 
     def down(self, progress: Callable[[str], None] = log.info, timeout: float = 30.0) -> None:
         """Stop every server gracefully (SIGTERM, SIGKILL after `timeout`); data is kept."""

@@ -1,0 +1,60 @@
+"""Create what the platform needs on its servers: topics, indexes, keyspace and tables.
+
+Only what is missing is created, so running it again is harmless. `stack up` runs it on
+the local servers; `crypto-platform provision` on real ones (docker/compose.yaml's
+one-shot services).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+from crypto_platform.settings import Settings
+from crypto_platform.storage import cassandra, mongo
+from crypto_platform.streaming import topics
+
+log = logging.getLogger(__name__)
+
+
+def provision_kafka(settings: Settings) -> str:
+    names = topics.ensure_topics(settings)
+    return f"kafka: topics {', '.join(names)} ready"
+
+
+def provision_mongodb(settings: Settings) -> str:
+    client = mongo.connect(settings)
+    try:
+        indexes = mongo.ensure_indexes(mongo.prices_collection(client, settings))
+    finally:
+        client.close()
+    where = f"{settings.mongo_database}.{settings.mongo_collection}"
+    return f"mongodb: {where} indexes {', '.join(indexes)}"
+
+
+def provision_cassandra(settings: Settings) -> str:
+    cluster, session = cassandra.connect(settings)
+    try:
+        tables = cassandra.ensure_schema(
+            session, settings.cassandra_keyspace, settings.cassandra_replication_factor
+        )
+    finally:
+        cluster.shutdown()
+    return f"cassandra: keyspace {settings.cassandra_keyspace} tables {', '.join(tables)}"
+
+
+PROVISIONERS: dict[str, Callable[[Settings], str]] = {
+    "kafka": provision_kafka,
+    "mongodb": provision_mongodb,
+    "cassandra": provision_cassandra,
+}
+
+
+def provision(
+    settings: Settings,
+    systems: Iterable[str] = tuple(PROVISIONERS),
+    progress: Callable[[str], None] = log.info,
+) -> None:
+    """Provision each named system in turn, reporting what is ready."""
+    for system in systems:
+        progress(PROVISIONERS[system](settings))
