@@ -70,7 +70,7 @@ class AggregationConfig(dg.Config):
     progress_every_s: float = 15.0
 
 
-@dg.multi_asset(specs=SPECS, name="spark_aggregation", can_subset=False)
+@dg.multi_asset(specs=SPECS, name="spark_aggregation", can_subset=False, pool="spark_aggregation")
 def spark_aggregation(
     context: dg.AssetExecutionContext,
     config: AggregationConfig,

@@ -65,7 +65,10 @@ def publish_ticks(
     )
 
 
-@dg.op(description="Store ticks from Kafka in MongoDB (dead letters to the DLQ) until terminated.")
+@dg.op(
+    description="Store ticks from Kafka in MongoDB (dead letters to the DLQ) until terminated.",
+    pool="mongo_sink",
+)
 def store_ticks(
     context: dg.OpExecutionContext,
     config: StreamingConfig,
