@@ -8,16 +8,16 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA_DIR := $(or $(CRYPTO_DATA_DIR),.crypto_platform)
 VENDOR_DIR := $(or $(CRYPTO_VENDOR_DIR),.vendor)
-DAGSTER_HOME := $(abspath $(DATA_DIR))/dagster
 CASSANDRA_STAMP := $(VENDOR_DIR)/apache-cassandra-2.1.0/lib/apache-cassandra-2.1.0.jar
 
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 
 .PHONY: run test lint format install system-deps stack-up stack-down stack-status clean
 
+# dagster dev (UI on :3000, DAGSTER_HOME=<data dir>/dagster) and the API (:8000) together;
+# one Ctrl-C ends the streaming runs cleanly and stops both.
 run: install stack-up
-	@mkdir -p "$(DAGSTER_HOME)" && cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
-	DAGSTER_HOME="$(DAGSTER_HOME)" $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/crypto-platform dev
 
 test: install
 	$(BIN)/pytest

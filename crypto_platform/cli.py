@@ -192,7 +192,7 @@ def produce(ctx: click.Context, **options: Any) -> None:
         source.close()
     click.echo(
         f"produced {stats.sent} ticks from {source.name} to {settings.kafka_topic} "
-        f"({source.stats.skipped} bad records skipped, {stats.failed} delivery failures resent)"
+        f"({source.stats.skipped} bad records skipped)"
     )
 
 
@@ -326,6 +326,34 @@ def api(ctx: click.Context, host: str | None, port: int | None) -> None:
 
 
 @cli.command()
+@click.option(
+    "--dagster-port", type=click.IntRange(1, 65535), default=3000, show_default=True,
+    help="Port of the Dagster UI.",
+)  # fmt: skip
+@click.option(
+    "--api-port", type=click.IntRange(1, 65535), help="Port of the API (default: CRYPTO_API_PORT)."
+)
+@click.option(
+    "--workspace", type=click.Path(path_type=Path), default=Path("workspace.yaml"),
+    show_default=True, help="Dagster workspace; its folder holds the dagster.yaml to use.",
+)  # fmt: skip
+@click.pass_context
+def dev(ctx: click.Context, dagster_port: int, api_port: int | None, workspace: Path) -> None:
+    """Run `dagster dev` and the API together; one Ctrl-C ends the runs cleanly and stops both."""
+    from crypto_platform.devserver import DevServer
+
+    settings = _settings(ctx)
+    server = DevServer(
+        settings,
+        dagster_port=dagster_port,
+        api_port=api_port or settings.api_port,
+        workspace=workspace,
+        say=lambda line: click.echo(line, err=True),
+    )
+    server.run(_stop_on_signals())
+
+
+@cli.command()
 @click.pass_context
 def topics(ctx: click.Context) -> None:
     """Topics, partitions, end offsets and each consumer group's committed offset and lag."""
@@ -337,6 +365,60 @@ def topics(ctx: click.Context) -> None:
             for group, offset in row.committed.items()
         )
         click.echo(f"{row.topic:<28} {row.partition:>4} {row.end_offset:>10}  {groups or '-'}")
+
+
+@cli.group()
+def report() -> None:
+    """Print a report as JSON (the same code as the Dagster report assets)."""
+
+
+@report.command("storage")
+@click.pass_context
+def report_storage(ctx: click.Context) -> None:
+    """MongoDB and Cassandra sizes, bytes per tick, growth projected per day and month."""
+    from crypto_platform.reports.commands import storage_json
+
+    click.echo(storage_json(_settings(ctx)))
+
+
+@report.command("throughput")
+@click.pass_context
+def report_throughput(ctx: click.Context) -> None:
+    """Ticks per s/min/h/day, ingest-to-write latency, lag, dead letters, Spark batches."""
+    from crypto_platform.reports.commands import throughput_json
+
+    click.echo(throughput_json(_settings(ctx)))
+
+
+@report.command("statistics")
+@click.option(
+    "--hour",
+    type=click.DateTime(["%Y-%m-%dT%H", "%Y-%m-%d-%H:%M", "%Y-%m-%dT%H:%M"]),
+    help="UTC hour, e.g. 2026-11-23T14 (default: the last closed hour).",
+)
+@click.option("--threshold-pct", type=click.FloatRange(min=0), default=1.0, show_default=True)
+@click.option("--window", type=click.IntRange(min=2), default=20, show_default=True)
+@click.pass_context
+def report_statistics(ctx: click.Context, hour: Any, threshold_pct: float, window: int) -> None:
+    """Per coin OHLC/mean/stddev/change %, price jumps and volatility for one hour."""
+    import datetime as dt
+
+    from crypto_platform.reports.commands import statistics_json
+
+    start = hour.replace(tzinfo=dt.UTC) if hour else None
+    click.echo(statistics_json(_settings(ctx), start, threshold_pct, window))
+
+
+@cli.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Run every data check against the configured stores; exit 1 if an ERROR check fails."""
+    from crypto_platform.reports.commands import check_json
+
+    output, failed = check_json(_settings(ctx))
+    click.echo(output)
+    if failed:
+        sys.exit(1)
 
 
 def main() -> None:

@@ -14,33 +14,8 @@ from pathlib import Path
 import httpx
 
 from crypto_platform.stack.ephemeral import free_ports
+from crypto_platform.stack.process import stop_sessions
 from crypto_platform_tests.conftest import REPO
-
-
-def session_members(session_id: int) -> list[int]:
-    """Every process in the session (dagster dev's children outlive a group signal)."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == session_id:
-            members.append(int(entry.name))
-    return members
-
-
-def reap_session(session_id: int, grace: float = 15.0) -> None:
-    """SIGTERM every member, then SIGKILL what is left after `grace` seconds."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        for pid in session_members(session_id):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + wait
-        while session_members(session_id) and time.monotonic() < deadline:
-            time.sleep(0.2)
 
 
 class DagsterDev:
@@ -100,5 +75,7 @@ def dagster_dev(home: Path, env: dict[str, str]) -> Iterator[DagsterDev]:
             time.sleep(0.5)
         yield server
     finally:
-        reap_session(process.pid)
+        # dagster dev's children outlive a signal to its group: stop the whole session.
+        process.send_signal(signal.SIGINT)
+        stop_sessions([process.pid], grace=15.0)
         process.wait(timeout=10)

@@ -8,9 +8,11 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from crypto_platform.errors import StackError
 
@@ -32,6 +34,44 @@ def process_alive(pid: int) -> bool:
     except (OSError, IndexError):
         return True
     return state != "Z"
+
+
+def session_processes(session_ids: Collection[int]) -> list[psutil.Process]:
+    """Every live process of these sessions: children outlive their parent, not their session."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if os.getsid(process.pid) in session_ids and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process)
+        except (OSError, psutil.Error):
+            continue
+    return found
+
+
+def _outlast(sessions: set[int], timeout: float) -> list[psutil.Process]:
+    """Wait up to `timeout` s for the sessions to end; return what still runs."""
+    deadline = time.monotonic() + timeout
+    while (members := session_processes(sessions)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return members
+
+
+def stop_sessions(leaders: Sequence[int], grace: float) -> int:
+    """Wait up to `grace` s for the leaders' sessions to end, then SIGTERM and SIGKILL the rest.
+
+    Returns how many processes needed SIGKILL. Zombies count as ended (their parent reaps).
+    """
+    sessions = set(leaders)
+    left = _outlast(sessions, grace)
+    for sig, wait in ((signal.SIGTERM, 1.0), (signal.SIGKILL, 2.0)):
+        if not left:
+            return 0
+        for process in left:
+            with contextlib.suppress(psutil.Error):
+                process.send_signal(sig)
+        killed = len(left)
+        left = _outlast(sessions, wait)
+    return killed
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:

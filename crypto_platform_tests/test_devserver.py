@@ -1,0 +1,93 @@
+"""`crypto-platform dev` (what `make run` runs): one Ctrl-C ends the runs cleanly and stops all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import psutil
+from dagster_graphql import DagsterGraphQLClient
+
+from crypto_platform.settings import Settings
+from crypto_platform.stack.ephemeral import free_ports
+from crypto_platform.stack.process import session_processes
+from crypto_platform_tests.conftest import REPO
+from crypto_platform_tests.spark_helpers import count_rows
+from crypto_platform_tests.streaming_helpers import stored_count, wait_for
+
+STREAMING = {"ingest_prices", "persist_prices", "aggregate_prices"}
+
+
+def runs_by_status(instance: dg.DagsterInstance, status: dg.DagsterRunStatus) -> set[str]:
+    return {run.job_name for run in instance.get_runs(dg.RunsFilter(statuses=[status]))}
+
+
+def everything_started_by(launcher: psutil.Process) -> list[psutil.Process]:
+    """The launcher's children and every process of their sessions (run workers, Spark JVM)."""
+    children = launcher.children(recursive=True)
+    sessions = {os.getsid(child.pid) for child in children}
+    return list({p.pid: p for p in [*children, *session_processes(sessions)]}.values())
+
+
+def test_one_ctrl_c_ends_the_runs_cleanly_and_stops_everything(
+    settings: Settings, tmp_path: Path
+) -> None:
+    dagster_port, api_port = free_ports(2)
+    data_dir = tmp_path / "data"
+    env = {
+        **os.environ,
+        **settings.as_env(),
+        "CRYPTO_DATA_DIR": str(data_dir),
+        "CRYPTO_SOURCE": "simulated",
+    }
+    log = tmp_path / "dev.log"
+    output = log.open("w+")
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "crypto_platform", "dev",
+         "--dagster-port", str(dagster_port), "--api-port", str(api_port)],
+        cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT,
+        start_new_session=True,  # a terminal of its own: its group is what Ctrl-C hits
+    )  # fmt: skip
+    try:
+        # Open the instance once dagster dev has created its storage, never beside it.
+        wait_for(lambda: "Dagster UI on" in log.read_text(), 180, "the Dagster UI")
+        instance = dg.DagsterInstance.from_config(str(data_dir / "dagster"))
+        wait_for(
+            lambda: runs_by_status(instance, dg.DagsterRunStatus.STARTED) == STREAMING,
+            240,
+            "the three streaming runs",
+        )
+        wait_for(lambda: stored_count(settings) > 0, 60, "ticks in MongoDB")
+        wait_for(lambda: count_rows(settings, "latest_prices") > 0, 180, "Spark's first batch")
+
+        # The pool keeps a second aggregation waiting: two runs never share a checkpoint.
+        client = DagsterGraphQLClient("127.0.0.1", port_number=dagster_port)
+        second = client.submit_job_execution("aggregate_prices")
+        time.sleep(10)
+        assert client.get_run_status(second) == dg.DagsterRunStatus.QUEUED
+
+        started = everything_started_by(psutil.Process(launcher.pid))
+        os.killpg(launcher.pid, signal.SIGINT)
+        began = time.monotonic()
+        launcher.wait(timeout=60)
+        took = time.monotonic() - began
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait()
+        output.seek(0)
+        said = output.read()
+
+    assert took < 15, said
+    assert launcher.returncode == 0, said
+    assert "Traceback" not in said
+    assert [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+    runs = instance.get_runs()
+    assert {run.job_name for run in runs} >= STREAMING
+    assert [run for run in runs if run.status == dg.DagsterRunStatus.FAILURE] == []
+    assert all(run.is_finished for run in runs), [(r.job_name, r.status) for r in runs]
