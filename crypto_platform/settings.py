@@ -32,7 +32,11 @@ def _split_list(value: object) -> object:
 class Settings(BaseSettings):
     """Connection points, names and tuning of the platform; defaults fit the local stack."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    # An empty variable means "not set" (the default), so a deployment can pass every
+    # variable through (docker/compose.yaml does) and leave the unused ones empty.
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     # Where the local stack keeps pid files, logs and data.
     data_dir: Path = Path(".crypto_platform")
