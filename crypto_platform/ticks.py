@@ -12,12 +12,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-__all__ = ["SOURCES", "InvalidTick", "Tick", "now_ms"]
+__all__ = ["SOURCES", "SYMBOL_PATTERN", "InvalidTick", "Tick", "now_ms"]
 
 SourceTag = Literal["binance", "binance-ws", "coinranking", "simulated", "replay"]
 SOURCES: tuple[str, ...] = SourceTag.__args__  # type: ignore[attr-defined]
 
 PositiveFinite = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+# A base asset as the platform names it (BTC, ETH, 1INCH): the rule every reader applies too.
+SYMBOL_PATTERN = r"^[A-Z0-9]{1,20}$"
 
 
 def now_ms() -> int:
@@ -40,7 +43,7 @@ class Tick(BaseModel):
 
     schema_version: Literal[1] = 1
     source: SourceTag
-    symbol: Annotated[str, Field(pattern=r"^[A-Z0-9]{1,20}$")]
+    symbol: Annotated[str, Field(pattern=SYMBOL_PATTERN)]
     price: PositiveFinite
     event_time_ms: Annotated[int, Field(gt=0)]
     ingest_time_ms: Annotated[int, Field(gt=0)]

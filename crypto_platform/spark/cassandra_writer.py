@@ -66,7 +66,7 @@ def _day(moment: dt.datetime) -> str:
 
 LATEST_PRICE_COLUMNS = (
     "symbol", "source", "price", "quote", "event_time", "ingest_time", "name", "market_cap",
-    "volume_24h", "change_24h_pct",
+    "volume_24h", "change_24h_pct", "number_of_markets", "total_supply", "uuid",
 )  # fmt: skip
 
 

@@ -23,6 +23,9 @@ TICK_SCHEMA = StructType(
         StructField("market_cap", DoubleType()),
         StructField("volume_24h", DoubleType()),
         StructField("change_24h_pct", DoubleType()),
+        StructField("number_of_markets", LongType()),
+        StructField("total_supply", DoubleType()),
+        StructField("uuid", StringType()),
     ]
 )
 

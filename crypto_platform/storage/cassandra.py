@@ -6,9 +6,10 @@ day, so a partition stays bounded) and the latest value per symbol (keyed by sym
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 
-from cassandra import ConsistencyLevel
+from cassandra import ConsistencyLevel, InvalidRequest
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
 
@@ -25,7 +26,8 @@ TABLES: dict[str, str] = {
         CREATE TABLE IF NOT EXISTS {ks}.latest_prices (
             symbol text PRIMARY KEY, source text, price double, quote text,
             event_time timestamp, ingest_time timestamp, name text,
-            market_cap double, volume_24h double, change_24h_pct double
+            market_cap double, volume_24h double, change_24h_pct double,
+            number_of_markets bigint, total_supply double, uuid text
         )""",
     "aggregates_by_symbol": """
         CREATE TABLE IF NOT EXISTS {ks}.aggregates_by_symbol (
@@ -43,6 +45,17 @@ TABLES: dict[str, str] = {
             last_price double, updated_at timestamp,
             PRIMARY KEY ((symbol), window_seconds)
         )""",
+}
+
+
+# Columns added after a table's first release: `ensure_schema` adds them to older tables
+# (CQL 2.1 has no ALTER ... ADD IF NOT EXISTS, so the driver's metadata says what is missing).
+ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "latest_prices": (
+        ("number_of_markets", "bigint"),
+        ("total_supply", "double"),
+        ("uuid", "text"),
+    ),
 }
 
 
@@ -90,4 +103,18 @@ def ensure_schema(session: Session, keyspace: str, replication_factor: int = 1) 
     )
     for statement in TABLES.values():
         session.execute(statement.format(ks=keyspace))
+    _add_missing_columns(session, keyspace)
     return list(TABLES)
+
+
+def _add_missing_columns(session: Session, keyspace: str) -> None:
+    """Bring a table created by an earlier release up to date, idempotently."""
+    cluster = session.cluster
+    for table, columns in ADDED_COLUMNS.items():
+        cluster.refresh_table_metadata(keyspace, table)
+        existing = cluster.metadata.keyspaces[keyspace].tables[table].columns
+        for name, cql_type in columns:
+            if name not in existing:
+                # Another process provisioning at the same moment may win the race.
+                with contextlib.suppress(InvalidRequest):
+                    session.execute(f"ALTER TABLE {keyspace}.{table} ADD {name} {cql_type}")
