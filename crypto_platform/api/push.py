@@ -1,0 +1,136 @@
+"""Live push: one poller per app watches Cassandra and fans new data out to every subscriber.
+
+Cassandra has no change feed the API can follow, so the poller reads the two `latest_*`
+tables (one small query each) every `POLL_S`; for each coin whose newest tick moved, it
+reads that coin's new ticks from `prices_by_symbol`, so each new price is sent, not only
+the last. Nothing is read while nobody listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi.sse import ServerSentEvent
+
+from crypto_platform.api.backends import Backends
+from crypto_platform.api.errors import BackendUnavailable
+from crypto_platform.api.models import Aggregate, LatestPrice, PricePoint
+from crypto_platform.api.observation import observe
+from crypto_platform.api.pipeline import PipelineMeter
+from crypto_platform.api.reader import CassandraReader
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.2
+PIPELINE_EVERY_S = 5.0
+MAX_NEW_TICKS = 500  # per coin and poll: a burst beyond this shows as its newest ticks
+QUEUE_SIZE = 2000
+ONE_MS = dt.timedelta(milliseconds=1)
+
+
+class Broadcaster:
+    """Polls while someone listens; each subscriber has its own bounded queue."""
+
+    def __init__(self, reader: CassandraReader, backends: Backends, meter: PipelineMeter) -> None:
+        self.reader = reader
+        self.backends = backends
+        self.meter = meter
+        self._queues: set[asyncio.Queue[ServerSentEvent | None]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue[ServerSentEvent | None]]:
+        queue: asyncio.Queue[ServerSentEvent | None] = asyncio.Queue(QUEUE_SIZE)
+        if self._closed:
+            queue.put_nowait(None)
+        self._queues.add(queue)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        try:
+            yield queue
+        finally:
+            self._queues.discard(queue)
+
+    def close(self) -> None:
+        """End every stream (the server is stopping): each subscriber gets the end marker."""
+        self._closed = True
+        for queue in list(self._queues):
+            _offer(queue, None)
+
+    async def stop(self) -> None:
+        self.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def _publish(self, event: ServerSentEvent) -> None:
+        for queue in list(self._queues):
+            _offer(queue, event)
+
+    async def _run(self) -> None:
+        prices: dict[str, Any] = {}
+        aggregates: dict[str, Any] = {}
+        first = True
+        loop = asyncio.get_running_loop()
+        next_pipeline = loop.time()
+        while self._queues and not self._closed:
+            try:
+                await self._poll_prices(prices, announce=not first)
+                await self._poll_aggregates(aggregates, announce=not first)
+                first = False
+            except BackendUnavailable as error:
+                log.debug("push: %s", error)
+            if loop.time() >= next_pipeline:
+                next_pipeline = loop.time() + PIPELINE_EVERY_S
+                seen = await observe(self.reader, self.backends)
+                state = self.meter.state(seen)
+                self._publish(ServerSentEvent(event="pipeline", data=state.model_dump(mode="json")))
+            await asyncio.sleep(POLL_S)
+
+    async def _poll_prices(self, known: dict[str, Any], *, announce: bool) -> None:
+        for row in await self.reader.latest_prices():
+            before = known.get(row.symbol)
+            if before is not None and (before.event_time, before.price) == (
+                row.event_time,
+                row.price,
+            ):
+                continue
+            known[row.symbol] = row
+            if not announce:
+                continue
+            new: list[Any] = []
+            if before is not None and row.event_time > before.event_time:
+                new = await self.reader.prices(
+                    row.symbol, before.event_time + ONE_MS, row.event_time, MAX_NEW_TICKS
+                )
+            for tick in new or [row]:
+                self._publish(_event("price", PricePoint.from_row(tick)))
+            self._publish(_event("latestPrice", LatestPrice.from_row(row)))
+
+    async def _poll_aggregates(self, known: dict[str, Any], *, announce: bool) -> None:
+        for row in await self.reader.latest_aggregates():
+            before = known.get(row.symbol)
+            if before is not None and before == row:
+                continue
+            known[row.symbol] = row
+            if announce:
+                self._publish(_event("aggregate", Aggregate.from_row(row)))
+
+
+def _event(name: str, model: Any) -> ServerSentEvent:
+    return ServerSentEvent(event=name, data=model.model_dump(mode="json"))
+
+
+def _offer(queue: asyncio.Queue[ServerSentEvent | None], event: ServerSentEvent | None) -> None:
+    """Never block the poller on a slow client: drop its oldest event instead."""
+    if queue.full():
+        with contextlib.suppress(asyncio.QueueEmpty):
+            queue.get_nowait()
+    queue.put_nowait(event)

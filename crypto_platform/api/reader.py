@@ -1,0 +1,193 @@
+"""Cassandra reads of the API: one session per app, prepared statements, awaited without threads.
+
+The session is opened when the app starts; if Cassandra is down then (or goes down later),
+each request fails fast with `BackendUnavailable` and a later one reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from typing import Any
+
+from cassandra import DriverException, RequestExecutionException
+from cassandra.cluster import Cluster, NoHostAvailable, ResponseFuture, Session
+from cassandra.query import PreparedStatement
+
+from crypto_platform.api.errors import BackendUnavailable
+from crypto_platform.settings import Settings
+from crypto_platform.storage import cassandra
+
+log = logging.getLogger(__name__)
+
+PRICE = "symbol, source, price, quote, event_time"
+LATEST = (
+    f"{PRICE}, name, market_cap, volume_24h, change_24h_pct, number_of_markets, total_supply, uuid"
+)
+AGGREGATE = (
+    "symbol, window_seconds, window_start, window_end, arithmetic_mean, geometric_mean, "
+    "harmonic_mean, tick_count, updated_at"
+)
+QUERIES = {
+    "latest_prices": f"SELECT {LATEST} FROM {{ks}}.latest_prices",
+    "latest_price": f"SELECT {LATEST} FROM {{ks}}.latest_prices WHERE symbol = ?",
+    "latest_aggregates": f"SELECT {AGGREGATE} FROM {{ks}}.latest_aggregates",
+    "latest_aggregate": f"SELECT {AGGREGATE} FROM {{ks}}.latest_aggregates WHERE symbol = ?",
+    "prices": f"SELECT {PRICE} FROM {{ks}}.prices_by_symbol WHERE symbol = ? AND day = ? "
+    "AND event_time >= ? AND event_time <= ? LIMIT ?",
+    "aggregates": f"SELECT {AGGREGATE} FROM {{ks}}.aggregates_by_symbol WHERE symbol = ? "
+    "AND window_seconds = ? AND day = ? AND window_start >= ? LIMIT ?",
+    "ping": "SELECT release_version FROM system.local",
+}
+FAILURES = (NoHostAvailable, DriverException, RequestExecutionException, OSError)
+RECONNECT_EVERY_S = 2.0
+TIMEOUT_S = 5.0
+
+
+class CassandraReader:
+    """The app's Cassandra session and its prepared statements."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._cluster: Cluster | None = None
+        self._session: Session | None = None
+        self._prepared: dict[str, PreparedStatement] = {}
+        self._lock = asyncio.Lock()
+        self._last_attempt = 0.0
+        self._last_error = "not connected yet"
+
+    async def start(self) -> None:
+        """Connect now if Cassandra answers; otherwise the first request will try again."""
+        try:
+            await self._ready()
+        except BackendUnavailable as error:
+            log.warning("%s; the API answers 503 until it is back", error)
+
+    def close(self) -> None:
+        if self._cluster is not None:
+            self._cluster.shutdown()
+        self._cluster = self._session = None
+
+    async def _ready(self) -> Session:
+        if self._session is not None:
+            return self._session
+        async with self._lock:
+            if self._session is None:
+                if time.monotonic() - self._last_attempt < RECONNECT_EVERY_S:
+                    raise BackendUnavailable("cassandra", self._last_error)
+                self._last_attempt = time.monotonic()
+                try:
+                    await asyncio.to_thread(self._connect)
+                except FAILURES as error:
+                    self._last_error = _describe(error)
+                    raise BackendUnavailable("cassandra", self._last_error) from None
+        assert self._session is not None
+        return self._session
+
+    def _connect(self) -> None:
+        cluster, session = cassandra.connect(self.settings, connect_timeout=TIMEOUT_S)
+        try:
+            keyspace = self.settings.cassandra_keyspace
+            self._prepared = {
+                name: session.prepare(cql.format(ks=keyspace)) for name, cql in QUERIES.items()
+            }
+        except BaseException:
+            cluster.shutdown()
+            raise
+        self._cluster, self._session = cluster, session
+
+    async def rows(self, query: str, *params: Any) -> list[Any]:
+        """Every row of a prepared query, all pages; Cassandra failing is `BackendUnavailable`."""
+        session = await self._ready()
+        try:
+            return await _all_pages(
+                session.execute_async(self._prepared[query], params, timeout=TIMEOUT_S)
+            )
+        except FAILURES as error:
+            raise BackendUnavailable("cassandra", _describe(error)) from None
+
+    async def latest_prices(self) -> list[Any]:
+        return sorted(await self.rows("latest_prices"), key=lambda row: row.symbol)
+
+    async def latest_price(self, symbol: str) -> Any | None:
+        rows = await self.rows("latest_price", symbol)
+        return rows[0] if rows else None
+
+    async def latest_aggregates(self) -> list[Any]:
+        """Per coin, its newest window (whatever its length or end)."""
+        newest: dict[str, Any] = {}
+        for row in await self.rows("latest_aggregates"):
+            if row.symbol not in newest or row.window_end > newest[row.symbol].window_end:
+                newest[row.symbol] = row
+        return [newest[symbol] for symbol in sorted(newest)]
+
+    async def latest_aggregate(self, symbol: str) -> Any | None:
+        rows = await self.rows("latest_aggregate", symbol)
+        return max(rows, key=lambda row: row.window_end) if rows else None
+
+    async def prices(
+        self, symbol: str, since: dt.datetime, until: dt.datetime, limit: int
+    ) -> list[Any]:
+        """The newest `limit` ticks in [since, until], oldest first (one query per day)."""
+        found: list[Any] = []
+        for day in _days_back(until, since):
+            if len(found) >= limit:
+                break
+            found += await self.rows("prices", symbol, day, since, until, limit - len(found))
+        return found[::-1]
+
+    async def aggregates(
+        self, symbol: str, window_seconds: int, since: dt.datetime, until: dt.datetime, limit: int
+    ) -> list[Any]:
+        """The newest `limit` windows starting at or after `since`, oldest first."""
+        found: list[Any] = []
+        for day in _days_back(until, since):
+            if len(found) >= limit:
+                break
+            found += await self.rows(
+                "aggregates", symbol, window_seconds, day, since, limit - len(found)
+            )
+        return found[::-1]
+
+    async def ping(self) -> None:
+        await self.rows("ping")
+
+
+def _days_back(until: dt.datetime, since: dt.datetime) -> list[str]:
+    """The `day` partition keys from `until`'s day back to `since`'s (both UTC)."""
+    days, day = [], until.date()
+    while day >= since.date():
+        days.append(day.isoformat())
+        day -= dt.timedelta(days=1)
+    return days
+
+
+def _all_pages(future: ResponseFuture) -> asyncio.Future[list[Any]]:
+    """Await a driver future from asyncio: its callbacks run on the driver's event thread."""
+    loop = asyncio.get_running_loop()
+    result: asyncio.Future[list[Any]] = loop.create_future()
+    rows: list[Any] = []
+
+    def settle(setter: Any, value: Any) -> None:
+        if not result.done():
+            setter(value)
+
+    def on_page(page: list[Any]) -> None:
+        rows.extend(page)
+        if future.has_more_pages:
+            future.start_fetching_next_page()
+        else:
+            loop.call_soon_threadsafe(settle, result.set_result, rows)
+
+    def on_error(error: BaseException) -> None:
+        loop.call_soon_threadsafe(settle, result.set_exception, error)
+
+    future.add_callbacks(on_page, on_error)
+    return result
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return text if len(text) <= 160 else text[:157] + "..."

@@ -1,0 +1,207 @@
+"""The endpoints: latest values, history, live push, health, pipeline and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+from collections.abc import AsyncIterable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import AfterValidator
+
+from crypto_platform.api.errors import BACKENDS
+from crypto_platform.api.metrics import exposition
+from crypto_platform.api.models import (
+    Aggregate,
+    BackendState,
+    ErrorBody,
+    Health,
+    LatestPrice,
+    Pipeline,
+    PricePoint,
+)
+from crypto_platform.api.observation import observe
+from crypto_platform.ticks import SYMBOL_PATTERN
+
+MAX_LIMIT = 5000
+MAX_RANGE = dt.timedelta(days=31)
+Responses = dict[int | str, dict[str, Any]]
+NOT_FOUND: Responses = {404: {"model": ErrorBody, "description": "No data for this symbol."}}
+DOWN: Responses = {503: {"model": ErrorBody, "description": "Cassandra is unavailable."}}
+
+
+def _symbol(value: str) -> str:
+    """Case-insensitive, then the tick's own rule (ticks.SYMBOL_PATTERN)."""
+    symbol = value.upper()
+    if not value.isascii() or not re.fullmatch(SYMBOL_PATTERN, symbol):
+        raise ValueError("a symbol is 1 to 20 letters or digits, e.g. BTC")
+    return symbol
+
+
+Symbol = Annotated[
+    str, Path(description="Base asset, e.g. BTC (any case)."), AfterValidator(_symbol)
+]
+Limit = Annotated[int, Query(ge=1, description=f"At most this many items (capped at {MAX_LIMIT}).")]
+Since = Annotated[
+    dt.datetime | None,
+    Query(description="ISO 8601 (UTC when it has no offset); default 1 h before the end."),
+]
+Until = Annotated[dt.datetime | None, Query(description="ISO 8601; default now.")]
+
+router = APIRouter()
+
+
+def _state(request: Request) -> Any:
+    return request.app.state
+
+
+def _known(row: Any | None, symbol: str) -> Any:
+    """The row, or a 404 saying the symbol has no data."""
+    if row is None:
+        raise HTTPException(404, f"unknown symbol {symbol}: no data for it yet")
+    return row
+
+
+def _invalid(name: str, message: str, value: Any) -> RequestValidationError:
+    """A 422 shaped like FastAPI's own, so clients handle every bad parameter the same way."""
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("query", name), "msg": message, "input": str(value)}]
+    )
+
+
+def _utc(name: str, moment: dt.datetime) -> dt.datetime:
+    try:
+        return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+    except (OverflowError, ValueError):
+        raise _invalid(name, "out of range", moment) from None
+
+
+def _window(
+    since: dt.datetime | None, until: dt.datetime | None
+) -> tuple[dt.datetime, dt.datetime]:
+    """The UTC range asked for: default the last hour up to now, at most MAX_RANGE long."""
+    end = _utc("until", until) if until else dt.datetime.now(dt.UTC)
+    try:
+        start = _utc("since", since) if since else end - dt.timedelta(hours=1)
+    except OverflowError:
+        raise _invalid("until", "out of range", until) from None
+    if start > end:
+        raise _invalid("since", "since is after until", since)
+    if end - start > MAX_RANGE:
+        raise _invalid("since", f"a range is at most {MAX_RANGE.days} days long", since)
+    return start, end
+
+
+@router.get("/latestPrice", response_model=list[LatestPrice], responses=DOWN, tags=["prices"])
+async def latest_prices(request: Request) -> list[LatestPrice]:
+    """The newest tick of every coin."""
+    return [LatestPrice.from_row(row) for row in await _state(request).reader.latest_prices()]
+
+
+@router.get("/latestPrice/{symbol}", responses=NOT_FOUND | DOWN, tags=["prices"])
+async def latest_price(request: Request, symbol: Symbol) -> LatestPrice:
+    """The newest tick of one coin."""
+    return LatestPrice.from_row(_known(await _state(request).reader.latest_price(symbol), symbol))
+
+
+@router.get("/latestAggregate", responses=DOWN, tags=["aggregates"])
+async def latest_aggregates(request: Request) -> list[Aggregate]:
+    """Every coin's newest moving window: arithmetic, geometric and harmonic means."""
+    return [Aggregate.from_row(row) for row in await _state(request).reader.latest_aggregates()]
+
+
+@router.get("/latestAggregate/{symbol}", responses=NOT_FOUND | DOWN, tags=["aggregates"])
+async def latest_aggregate(request: Request, symbol: Symbol) -> Aggregate:
+    """One coin's newest moving window, whatever its end."""
+    row = _known(await _state(request).reader.latest_aggregate(symbol), symbol)
+    return Aggregate.from_row(row)
+
+
+@router.get("/prices/{symbol}", responses=NOT_FOUND | DOWN, tags=["prices"])
+async def prices(
+    request: Request,
+    symbol: Symbol,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = 1000,
+) -> list[PricePoint]:
+    """A coin's ticks in [since, until], oldest first; the newest `limit` when there are more."""
+    start, end = _window(since, until)
+    reader = _state(request).reader
+    _known(await reader.latest_price(symbol), symbol)
+    rows = await reader.prices(symbol, start, end, min(limit, MAX_LIMIT))
+    return [PricePoint.from_row(row) for row in rows]
+
+
+@router.get("/aggregates/{symbol}", responses=NOT_FOUND | DOWN, tags=["aggregates"])
+async def aggregates(
+    request: Request,
+    symbol: Symbol,
+    since: Since = None,
+    limit: Limit = 1000,
+) -> list[Aggregate]:
+    """A coin's moving windows (the configured length) since `since`, oldest first."""
+    start, end = _window(since, None)
+    state = _state(request)
+    _known(await state.reader.latest_aggregate(symbol), symbol)
+    window = state.settings.aggregate_window_s
+    rows = await state.reader.aggregates(symbol, window, start, end, min(limit, MAX_LIMIT))
+    return [Aggregate.from_row(row) for row in rows]
+
+
+@router.get("/stream", response_class=EventSourceResponse, tags=["live"])
+async def stream(request: Request) -> AsyncIterable[ServerSentEvent]:
+    """Server-Sent Events as data lands in Cassandra.
+
+    Events: `price` (every new tick), `latestPrice` (a coin's newest tick), `aggregate` (a
+    coin's newest window changed) and `pipeline` (every 5 s).
+    """
+    async with _state(request).broadcaster.subscribe() as queue:
+        yield ServerSentEvent(comment="subscribed")
+        while (event := await queue.get()) is not None:
+            yield event
+
+
+@router.get(
+    "/health",
+    responses={503: {"model": Health, "description": "A backend is down."}},
+    tags=["operations"],
+)
+async def health(request: Request) -> JSONResponse:
+    """Each backend's state; 503 when one is down."""
+    state = _state(request)
+    seen = await observe(state.reader, state.backends)
+    body = Health(
+        status="ok" if not seen.errors else "unavailable",
+        backends={
+            name: BackendState(up=seen.up(name), error=seen.errors.get(name)) for name in BACKENDS
+        },
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=503 if seen.errors else 200)
+
+
+@router.get("/pipeline", tags=["operations"])
+async def pipeline(request: Request) -> Pipeline:
+    """Ticks in Kafka, ticks/s, the sink's lag, dead letters, documents, freshness."""
+    state = _state(request)
+    return state.meter.state(await observe(state.reader, state.backends))
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text."}},
+    tags=["operations"],
+)
+async def metrics(request: Request) -> Response:
+    """Prometheus text format, read from Kafka, MongoDB and Cassandra on each scrape."""
+    state = _state(request)
+    seen = await observe(state.reader, state.backends)
+    text = await asyncio.to_thread(exposition, state.requests, seen, state.settings)
+    return Response(text, media_type=CONTENT_TYPE_LATEST)
