@@ -1,27 +1,35 @@
 """The Kafka producer: ticks from a source to `crypto.prices`, keyed by symbol.
 
-acks=all and idempotence (the broker supports it); batching with a short linger; a
-delivery that fails after kafka-python's own retries is counted and sent again (the tick's
-identity makes that harmless downstream); every exit path flushes.
+acks=all and idempotence (the broker supports it), so kafka-python's own retries keep
+each symbol's order; batching with a short linger. Retries are bounded by kafka-python's
+`delivery_timeout_ms`: a tick still not delivered by then is counted and raised as
+`DeliveryFailed` (never resent out of order, never only logged). Every exit path flushes.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 
+from crypto_platform.errors import PlatformError
 from crypto_platform.settings import Settings
 from crypto_platform.sources import PriceSource
-from crypto_platform.streaming.kafka_options import kafka_client_options
 from crypto_platform.streaming.progress import Progress
 from crypto_platform.streaming.pump import pump
 from crypto_platform.ticks import Tick
 
 log = logging.getLogger(__name__)
+
+DELIVERY_TIMEOUT_MS = 120_000
+
+
+class DeliveryFailed(PlatformError):
+    """Ticks were not acknowledged within the delivery timeout: they are not in Kafka."""
 
 
 @dataclass
@@ -30,24 +38,31 @@ class ProducerStats:
 
     sent: int = 0
     failed: int = 0
-    resent: int = 0
 
 
 class TickProducer:
-    """A KafkaProducer configured for ticks, with delivery failures kept for a resend."""
+    """A KafkaProducer configured for ticks; `check` raises once a delivery has failed."""
 
-    def __init__(self, settings: Settings, *, linger_ms: int = 5, batch_size: int = 256 * 1024):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        linger_ms: int = 5,
+        batch_size: int = 256 * 1024,
+        delivery_timeout_ms: int = DELIVERY_TIMEOUT_MS,
+    ):
         self.topic = settings.kafka_topic
         self.stats = ProducerStats()
-        self._failed: list[Tick] = []
+        self._first_error: tuple[str, Exception] | None = None
         self._lock = threading.Lock()
         self._producer = KafkaProducer(
-            **kafka_client_options(settings),
+            bootstrap_servers=settings.kafka_bootstrap_servers,
             client_id="crypto-producer",
             acks="all",
             enable_idempotence=True,
             linger_ms=linger_ms,
             batch_size=batch_size,
+            delivery_timeout_ms=delivery_timeout_ms,
         )
 
     def send(self, tick: Tick) -> None:
@@ -58,30 +73,49 @@ class TickProducer:
     def _on_failure(self, tick: Tick, error: Exception) -> None:
         with self._lock:
             self.stats.failed += 1
-            self._failed.append(tick)
-        if self.stats.failed <= 3 or self.stats.failed % 1000 == 0:
-            log.warning("delivery of %s failed (%s); it will be sent again", tick.identity, error)
+            if self._first_error is None:
+                self._first_error = (tick.identity, error)
+        if self.stats.failed <= 3:
+            log.error("delivery of %s failed: %s", tick.identity, error)
 
-    def resend_failed(self) -> int:
-        """Send again every tick whose delivery failed; return how many."""
+    def check(self) -> None:
+        """Raise `DeliveryFailed` if any tick sent so far failed to be delivered."""
         with self._lock:
-            failed, self._failed = self._failed, []
-        for tick in failed:
-            self.send(tick)
-        self.stats.resent += len(failed)
-        return len(failed)
+            if self._first_error is None:
+                return
+            identity, error = self._first_error
+            failed = self.stats.failed
+        raise DeliveryFailed(
+            f"{failed} of {self.stats.sent} ticks were not delivered to {self.topic} "
+            f"(first: {identity}: {error})"
+        )
 
     def flush(self, timeout: float | None = 30.0) -> None:
-        self._producer.flush(timeout=timeout)
+        """Wait for every buffered tick, then raise if any delivery failed.
+
+        kafka-python's flush can end early with "Future not done" while it splits and
+        retries a refused batch: flush again until `timeout`.
+        """
+        deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
+        while True:
+            try:
+                self._producer.flush(timeout=max(0.0, deadline - time.monotonic()))
+            except KafkaTimeoutError:
+                self.check()  # failed deliveries explain a failed flush best
+                raise
+            except KafkaError:
+                if time.monotonic() >= deadline:
+                    self.check()
+                    raise
+                time.sleep(0.05)
+                continue
+            break
+        self.check()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Flush what is buffered (resending failures once), then close."""
+        """Flush what is buffered (raising as `flush` does), then close."""
         try:
             self.flush(timeout)
-            if self.resend_failed():
-                self.flush(timeout)
-        except KafkaError as error:
-            log.error("flush on close failed: %s", error)
         finally:
             self._producer.close(timeout=timeout)
 
@@ -103,7 +137,7 @@ def run_producer(
     def deliver(batch: list[Tick]) -> None:
         for tick in batch:
             producer.send(tick)
-        producer.resend_failed()
+        producer.check()
 
     def extra() -> dict[str, int]:
         return {
