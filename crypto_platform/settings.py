@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     mongo_uri: str = "mongodb://127.0.0.1:27017/"
     mongo_database: str = "crypto"
     mongo_collection: str = "prices"
+    # The sink's write concern (always journaled): `majority` on a replica set, so a
+    # failover cannot roll back a write whose offset the sink has committed.
+    mongo_write_concern: Literal["1", "majority"] = "1"
 
     cassandra_hosts: Annotated[list[str], NoDecode] = ["127.0.0.1"]
     cassandra_port: Annotated[int, Field(ge=1, le=65535)] = 9042

@@ -42,6 +42,7 @@ from crypto_platform.storage import cassandra, mongo
 from crypto_platform.streaming.topics import describe
 from crypto_platform_tests.api_helpers import NOW, running_api, tick_row, write_ticks, write_window
 from crypto_platform_tests.conftest import REPO, run_cli
+from crypto_platform_tests.streaming_helpers import stored_count
 
 DOCKER = REPO / "docker"
 # The compose specification's JSON schema, as the pinned docker-compose wheel ships it.
@@ -437,6 +438,18 @@ def test_provision_creates_topics_indexes_and_schema_on_running_servers(fresh: S
     assert len(indexes) > 1  # _id and the platform's own
     # Idempotent: a second run of the one-shot service changes nothing and succeeds.
     assert run_cli(fresh, "provision").returncode == 0
+
+
+def test_the_sink_stores_with_the_majority_write_concern_compose_sets(
+    settings: Settings, services: dict[str, Any]
+) -> None:
+    concern = {"CRYPTO_MONGO_WRITE_CONCERN": env_of(services["api"])["CRYPTO_MONGO_WRITE_CONCERN"]}
+    produced = run_cli(settings, "produce", "--source", "simulated", "--count", "60")
+    consumed = run_cli(settings, "consume", "--until-idle", "3", env_override=concern)
+
+    assert concern == {"CRYPTO_MONGO_WRITE_CONCERN": "majority"}
+    assert produced.returncode == 0 and consumed.returncode == 0, consumed.stderr
+    assert stored_count(settings) == 60
 
 
 def dashboard_metric_names() -> set[str]:

@@ -53,6 +53,11 @@ class SinkStats:
     write_retries: int = 0
 
 
+def _acknowledgers(write_concern: str) -> int | str:
+    """`w` of the write concern: a number of members, or "majority"."""
+    return int(write_concern) if write_concern.isdigit() else write_concern
+
+
 class MongoSink:
     """Kafka consumer (group `crypto-mongo-sink`), DLQ producer and MongoDB collection."""
 
@@ -90,7 +95,7 @@ class MongoSink:
         # running, an outage is waited out instead (see `_write_with_retries`).
         self._client.admin.command("ping")
         self.collection = mongo.prices_collection(self._client, settings).with_options(
-            write_concern=WriteConcern(w=1, j=True)
+            write_concern=WriteConcern(w=_acknowledgers(settings.mongo_write_concern), j=True)
         )
         self._writer = OrderedWriter(self._store)
 
