@@ -1,0 +1,93 @@
+"""Known rows in Cassandra, and a real uvicorn server of the API on a free port."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import SimpleNamespace
+
+import httpx
+
+from crypto_platform.api.server import build_server
+from crypto_platform.settings import Settings
+from crypto_platform.spark.cassandra_writer import (
+    AGGREGATE_COLUMNS,
+    LATEST_PRICE_COLUMNS,
+    CassandraTarget,
+    insert_cql,
+    session_for,
+    write_price_partition,
+)
+from crypto_platform.stack.ephemeral import free_ports
+
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
+
+
+def tick_row(symbol: str, price: float, at: dt.datetime, **extra: object) -> SimpleNamespace:
+    """A row shaped like the Spark job's (the writer reads attributes), optional fields null."""
+    fields: dict[str, object] = dict.fromkeys(LATEST_PRICE_COLUMNS)
+    fields |= {"symbol": symbol, "source": "simulated", "price": price, "quote": "USD"}
+    fields |= {"event_time": at, "ingest_time": at + dt.timedelta(milliseconds=40)}
+    return SimpleNamespace(**(fields | extra))
+
+
+def write_ticks(settings: Settings, rows: list[SimpleNamespace]) -> None:
+    """Through the Spark job's own writer: prices_by_symbol and latest_prices."""
+    write_price_partition(CassandraTarget.from_settings(settings), iter(rows))
+
+
+def write_window(
+    settings: Settings,
+    symbol: str,
+    start: dt.datetime,
+    means: tuple[float, float, float],
+    *,
+    seconds: int = 300,
+    latest: bool = True,
+) -> None:
+    """One moving window into aggregates_by_symbol (and latest_aggregates)."""
+    target = CassandraTarget.from_settings(settings)
+    session = session_for(target)
+    end = start + dt.timedelta(seconds=seconds)
+    values = (*means, 12, min(means), max(means), means[0], means[1], end)
+    key = ("symbol", "window_seconds", "window_start", "window_end")
+    session.execute(
+        session.prepare(
+            insert_cql(target.keyspace, "aggregates_by_symbol", (*key, "day", *AGGREGATE_COLUMNS))
+        ),
+        (symbol, seconds, start, end, start.strftime("%Y-%m-%d"), *values),
+    )
+    if latest:
+        session.execute(
+            session.prepare(
+                insert_cql(target.keyspace, "latest_aggregates", (*key, *AGGREGATE_COLUMNS))
+            ),
+            (symbol, seconds, start, end, *values),
+        )
+
+
+@contextmanager
+def running_api(settings: Settings) -> Iterator[str]:
+    """A real uvicorn server of the app in a thread; yields its base URL."""
+    port = free_ports(1)[0]
+    server = build_server(settings, "127.0.0.1", port, log_level="warning")
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the API server did not start")
+        time.sleep(0.05)
+    try:
+        yield base
+    finally:
+        server.handle_exit(0, None)
+        thread.join(timeout=15)
+
+
+def get(base: str, path: str, **params: object) -> httpx.Response:
+    return httpx.get(base + path, params=params, timeout=10)  # type: ignore[arg-type]
