@@ -1,8 +1,9 @@
 """The MongoDB sink: `crypto.prices` into `crypto.prices`, exactly once in effect.
 
-Per poll: parse every message (bad ones to the DLQ, acknowledged), stamp the rest with
-`stored_at_ms`, insert them unordered with a journaled write (a duplicate `_id` means
-"already stored"), and only then commit the offsets. A crash anywhere redelivers at most
+Per poll: parse every message (bad ones to the DLQ, acknowledged), insert the rest
+unordered with a journaled write (a duplicate `_id` means "already stored"), stamp the
+new ones' `stored_at_ms` once that write is acknowledged (so latency figures include the
+write), and only then commit the offsets. A crash anywhere redelivers at most
 the last poll, which the `_id` makes harmless. MongoDB down: the poll is retried with
 backoff until it is back, committing nothing meanwhile.
 """
@@ -14,6 +15,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,14 +157,36 @@ class MongoSink:
             )
         self.dead_letters.send(record, reason)
 
-    def _store(self, documents: list[dict[str, Any]], stop: threading.Event) -> None:
-        """The writer's work: stamp `stored_at_ms`, insert, retrying while MongoDB is down."""
-        stored_at = now_ms()
-        for document in documents:
-            document["stored_at_ms"] = stored_at
-        self._write_with_retries(documents, stop)
+    def document_count(self) -> int:
+        """Documents in the collection, or -1 while MongoDB cannot answer (never raises).
 
-    def _write_with_retries(self, documents: list[dict[str, Any]], stop: threading.Event) -> None:
+        Progress reports call this on the consumer thread: an outage is the writer's to
+        wait out, so it must not end the sink from here.
+        """
+        try:
+            return int(self.collection.estimated_document_count(maxTimeMS=2000))
+        except PyMongoError:
+            return -1
+
+    def _store(self, documents: list[dict[str, Any]], stop: threading.Event) -> None:
+        """The writer's work: insert, then stamp `stored_at_ms`, retrying while MongoDB is down."""
+        self._write_with_retries(self._insert, documents, stop)
+        self._write_with_retries(self._stamp_stored_at, documents, stop)
+
+    def _stamp_stored_at(self, documents: list[dict[str, Any]]) -> None:
+        """`stored_at_ms`: when the insert was acknowledged (a redelivery keeps its stamp)."""
+        ids = [document["_id"] for document in documents]
+        self.collection.update_many(
+            {"_id": {"$in": ids}, "stored_at_ms": {"$exists": False}},
+            {"$set": {"stored_at_ms": now_ms()}},
+        )
+
+    def _write_with_retries(
+        self,
+        write: Callable[[list[dict[str, Any]]], None],
+        documents: list[dict[str, Any]],
+        stop: threading.Event,
+    ) -> None:
         def sleep_unless_stopped(seconds: float) -> None:
             if stop.wait(seconds):
                 raise SinkStopped("stopped while MongoDB was unreachable")
@@ -182,7 +206,7 @@ class MongoSink:
             before_sleep=note_retry,
             reraise=True,
         )
-        retrying(self._insert, documents)
+        retrying(write, documents)
 
     def _insert(self, documents: list[dict[str, Any]]) -> None:
         try:

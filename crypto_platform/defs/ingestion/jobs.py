@@ -1,7 +1,8 @@
 """`ingest_prices` (source to Kafka) and `persist_prices` (Kafka to MongoDB): long-running.
 
 Each is one op that runs until its run is terminated; every `progress_every_s` seconds
-it records a materialisation of its asset with counts and rates as metadata.
+it logs counts and rates, and at most once a minute records them on its asset: a
+materialisation when new ticks landed, an observation otherwise (see `AssetProgress`).
 """
 
 import threading
@@ -9,7 +10,7 @@ from collections.abc import Callable
 
 import dagster as dg
 
-from crypto_platform.defs.long_running import STREAMING_TAGS, run_until_terminated
+from crypto_platform.defs.long_running import STREAMING_TAGS, AssetProgress, run_until_terminated
 from crypto_platform.defs.streams.assets import KAFKA_PRICES, MONGO_PRICES
 from crypto_platform.defs.streams.resources import (
     KafkaResource,
@@ -18,24 +19,15 @@ from crypto_platform.defs.streams.resources import (
     settings_for,
 )
 from crypto_platform.streaming.producer import TickProducer, run_producer
-from crypto_platform.streaming.progress import Progress, Snapshot, format_snapshot
+from crypto_platform.streaming.progress import Progress, Snapshot
 from crypto_platform.streaming.sink import MongoSink, run_sink
 
 
 class StreamingConfig(dg.Config):
-    """How often a long-running op reports progress to Dagster."""
+    """How often a long-running op logs progress, and records it on its asset."""
 
     progress_every_s: float = 10.0
-
-
-def _materialize(context: dg.OpExecutionContext, key: dg.AssetKey, **static: str) -> Callable:
-    def record(snapshot: Snapshot) -> None:
-        context.log.info(format_snapshot(snapshot))
-        context.log_event(
-            dg.AssetMaterialization(asset_key=key, metadata={**static, **dict(snapshot)})
-        )
-
-    return record
+    record_every_s: float = 60.0
 
 
 @dg.op(description="Publish ticks from the price source to Kafka until terminated.")
@@ -58,11 +50,16 @@ def publish_ticks(
             producer.close()
             source.close()
 
-    run_until_terminated(
+    record = AssetProgress(
         context,
-        loop,
-        _materialize(context, KAFKA_PRICES, source=source.name, topic=settings.kafka_topic),
+        [KAFKA_PRICES],
+        static={"source": source.name, "topic": settings.kafka_topic},
+        min_interval_s=config.record_every_s,
     )
+    try:
+        run_until_terminated(context, loop, record)
+    finally:
+        record.flush()
 
 
 @dg.op(
@@ -79,13 +76,19 @@ def store_ticks(
     context.log.info(
         f"storing {settings.kafka_topic} in {settings.mongo_database}.{settings.mongo_collection}"
     )
-    record = _materialize(context, MONGO_PRICES, group=settings.kafka_consumer_group)
+    record = AssetProgress(
+        context,
+        [MONGO_PRICES],
+        counter="inserted",
+        static={"group": settings.kafka_consumer_group},
+        min_interval_s=config.record_every_s,
+    )
 
     def loop(stop: threading.Event, report: Callable[[Snapshot], None]) -> None:
         sink = MongoSink(settings)
 
         def with_totals(snapshot: Snapshot) -> None:
-            report({**snapshot, "documents": sink.collection.estimated_document_count()})
+            report({**snapshot, "documents": sink.document_count()})
 
         try:
             run_sink(
@@ -96,7 +99,10 @@ def store_ticks(
         finally:
             sink.close()
 
-    run_until_terminated(context, loop, record)
+    try:
+        run_until_terminated(context, loop, record)
+    finally:
+        record.flush()
 
 
 @dg.job(
