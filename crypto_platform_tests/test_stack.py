@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 from cassandra.cluster import Cluster
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -153,3 +156,29 @@ def test_bad_setting_names_the_variable(stack_settings: Settings) -> None:
     assert "CRYPTO_CASSANDRA_PORT" in result.stderr
     assert "nine-thousand" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("pid_file", ["a bare pid", "a reused pid"])
+def test_down_never_signals_a_process_the_stack_did_not_start(
+    tmp_path: Path, pid_file: str
+) -> None:
+    stranger = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        local = LocalStack(stack_settings_at(tmp_path))
+        kafka = local.servers[0]
+        kafka.run_dir.mkdir(parents=True)
+        if pid_file == "a bare pid":  # what a pid file held before it recorded more
+            kafka.process.pid_file.write_text(str(stranger.pid))
+        else:  # our broker had this pid before a reboot; now an unrelated process has it
+            started = psutil.Process(stranger.pid).create_time() - 3600
+            record = {"pid": stranger.pid, "create_time": started, "cmdline": kafka.argv()}
+            kafka.process.pid_file.write_text(json.dumps(record))
+
+        local.down()
+
+        assert stranger.poll() is None, "stack down signalled an unrelated process"
+        assert not kafka.process.pid_file.exists()
+        assert {status.name: status.pid for status in local.status()}["kafka"] is None
+    finally:
+        stranger.kill()
+        stranger.wait()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
 import signal
 import socket
@@ -15,6 +17,8 @@ from pathlib import Path
 import psutil
 
 from crypto_platform.errors import StackError
+
+log = logging.getLogger(__name__)
 
 
 def process_alive(pid: int) -> bool:
@@ -110,15 +114,40 @@ class ServerProcess:
         return self.run_dir / f"{self.name}.log"
 
     def pid(self) -> int | None:
-        """The pid of the running server, or None (a stale pid file is removed)."""
+        """The pid of our running server, or None (a stale pid file is removed).
+
+        A pid file only names a number: after a reboot (or a long time) that number can
+        belong to an unrelated process. It counts as ours only when the process has the
+        start time and command line recorded when we started it.
+        """
         try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
+            record = json.loads(self.pid_file.read_text())
+            pid, started, argv = record["pid"], record["create_time"], record["cmdline"]
+        except FileNotFoundError:
             return None
-        if process_alive(pid):
-            return pid
-        self.pid_file.unlink(missing_ok=True)
+        except (OSError, ValueError, TypeError, KeyError):
+            self._forget(someone_else=True)
+            return None
+        try:
+            process = psutil.Process(pid)
+            foreign = abs(process.create_time() - started) >= 0.1 or process.cmdline() != argv
+        except psutil.NoSuchProcess:
+            foreign = False  # gone: a plain stale file
+        except psutil.Error:
+            foreign = True  # not even readable by us
+        if not foreign and process_alive(pid):
+            return int(pid)
+        self._forget(someone_else=foreign)
         return None
+
+    def _forget(self, *, someone_else: bool) -> None:
+        """Remove a pid file that names no server of ours; say so if it names another process."""
+        if someone_else:
+            log.warning(
+                f"{self.name}: {self.pid_file} names a process this stack did not start "
+                "(a reused pid, or an old pid file): file removed, that process left alone"
+            )
+        self.pid_file.unlink(missing_ok=True)
 
     def start(
         self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None
@@ -140,11 +169,19 @@ class ServerProcess:
                 )
             except OSError as error:
                 raise StackError(f"{self.name}: cannot run {argv[0]}: {error}") from None
-        self.pid_file.write_text(str(process.pid))
+        record = {
+            "pid": process.pid,
+            "create_time": psutil.Process(process.pid).create_time(),
+            "cmdline": list(argv),
+        }
+        self.pid_file.write_text(json.dumps(record))
         return process.pid
 
     def stop(self, timeout: float = 20.0) -> bool:
-        """SIGTERM the server's process group, SIGKILL it after `timeout`; True if it ran."""
+        """SIGTERM the server's process group, SIGKILL it after `timeout`; True if it ran.
+
+        Only a process `pid()` recognises as ours gets a signal.
+        """
         pid = self.pid()
         if pid is None:
             return False
