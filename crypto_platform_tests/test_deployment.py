@@ -313,14 +313,36 @@ def test_no_secret_is_written_in_any_deployment_file(services: dict[str, Any]) -
 
 
 def test_the_commands_the_services_run_exist(services: dict[str, Any]) -> None:
+    """Each command, with its options, as the installed CLIs parse it (`--help` comes last)."""
     runner = CliRunner()
     for name, service in platform_services(services).items():
-        command = service.get("command", ["crypto-platform", "api"])
+        command = interpolate(service.get("command", ["crypto-platform", "api"]))
         if command[0] == "crypto-platform":
             done = runner.invoke(cli, [*command[1:], "--help"])
             assert done.exit_code == 0, f"{name}: {done.output}"
+        elif command[0].startswith("dagster"):
+            parsed = subprocess.run(
+                [str(Path(sys.executable).parent / command[0]), *command[1:], "--help"],
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert parsed.returncode == 0, f"{name}: {parsed.stderr}"
         else:
             assert (Path(sys.executable).parent / command[0]).exists(), f"{name}: {command[0]}"
+
+
+def test_the_python_health_checks_compile(services: dict[str, Any]) -> None:
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    image_check = json.loads(re.search(r"^  CMD (\[.*\])$", dockerfile, re.MULTILINE)[1])
+    checks = [image_check] + [
+        service["healthcheck"]["test"][1:]
+        for service in services.values()
+        if service.get("healthcheck", {}).get("test", [None, None])[1] == "python"
+    ]
+
+    assert len(checks) >= 5
+    for check in checks:
+        assert check[:2] == ["python", "-c"]
+        compile(check[2], "<healthcheck>", "exec")
 
 
 def test_dagster_yaml_is_a_valid_instance_config(
