@@ -10,9 +10,9 @@ import math
 import time
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-__all__ = ["SOURCES", "SYMBOL_PATTERN", "InvalidTick", "Tick", "now_ms"]
+__all__ = ["MAX_EVENT_AHEAD_MS", "SOURCES", "SYMBOL_PATTERN", "InvalidTick", "Tick", "now_ms"]
 
 SourceTag = Literal["binance", "binance-ws", "coinranking", "simulated", "replay"]
 SOURCES: tuple[str, ...] = SourceTag.__args__  # type: ignore[attr-defined]
@@ -21,6 +21,10 @@ PositiveFinite = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 # A base asset as the platform names it (BTC, ETH, 1INCH): the rule every reader applies too.
 SYMBOL_PATTERN = r"^[A-Z0-9]{1,20}$"
+
+
+# A source's clock may run a little ahead of ours; further ahead is a bad timestamp.
+MAX_EVENT_AHEAD_MS = 5 * 60 * 1000
 
 
 def now_ms() -> int:
@@ -69,6 +73,16 @@ class Tick(BaseModel):
             raise ValueError("price is not finite")
         return value
 
+    @model_validator(mode="after")
+    def _event_time_not_far_ahead(self) -> Tick:
+        # Relative to the tick's own ingest time, so every reader judges it alike, any time.
+        if self.event_time_ms > self.ingest_time_ms + MAX_EVENT_AHEAD_MS:
+            raise ValueError(
+                f"event_time_ms is more than {MAX_EVENT_AHEAD_MS // 60_000} minutes "
+                "after ingest_time_ms"
+            )
+        return self
+
     @property
     def identity(self) -> str:
         return f"{self.source}:{self.symbol}:{self.event_time_ms}"
@@ -84,8 +98,10 @@ class Tick(BaseModel):
         return document
 
     @classmethod
-    def from_json(cls, data: bytes | str) -> Tick:
+    def from_json(cls, data: bytes | str | None) -> Tick:
         """Parse a Kafka message value; any problem becomes an `InvalidTick` with a reason."""
+        if not data:
+            raise InvalidTick("message: empty value (a tombstone)")
         try:
             return cls.model_validate_json(data)
         except ValidationError as error:

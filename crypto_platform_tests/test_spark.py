@@ -7,15 +7,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import orjson
 import pytest
+from kafka import KafkaProducer
 from pyspark.sql import SparkSession
 
-from crypto_platform.defs.analytics.assets import PRICE_AGGREGATES, spark_aggregation
+from crypto_platform.defs.analytics.assets import CASSANDRA_AGGREGATES_BY_SYMBOL, spark_aggregation
 from crypto_platform.defs.streams.resources import CassandraResource, KafkaResource, SparkResource
 from crypto_platform.settings import Settings
 from crypto_platform.spark.job import AggregationFailed, run_aggregation
+from crypto_platform.spark.kafka_source import SOURCE_NAME
 from crypto_platform.spark.session import spark_session
 from crypto_platform.stack import LocalStack
+from crypto_platform.streaming.dead_letters import ORIGIN_OFFSET, REASON
+from crypto_platform.streaming.producer import DeliveryFailed, TickProducer
+from crypto_platform.streaming.sink import MongoSink, run_sink
+from crypto_platform.ticks import Tick
 from crypto_platform_tests.spark_helpers import (
     T0_MS,
     assert_matches,
@@ -25,6 +32,7 @@ from crypto_platform_tests.spark_helpers import (
     reference_windows,
     stored_windows,
 )
+from crypto_platform_tests.streaming_helpers import read_topic
 
 
 @pytest.fixture(scope="session")
@@ -158,8 +166,102 @@ def test_the_asset_job_materialises_the_aggregates(
             run_config=dg.RunConfig(ops={"spark_aggregation": {"config": {"available_now": True}}}),
         )
         assert result.success
-        event = instance.get_latest_materialization_event(PRICE_AGGREGATES)
+        event = instance.get_latest_materialization_event(CASSANDRA_AGGREGATES_BY_SYMBOL)
         assert event is not None
         metadata = event.asset_materialization.metadata
         assert metadata["rows"].value == 90 and metadata["mode"].value == "available-now"
     assert_matches(stored_windows(s, ticks), reference_windows(ticks))
+
+
+VALID_TICK = {
+    "schema_version": 1,
+    "source": "binance",
+    "symbol": "BTC",
+    "price": 64000.5,
+    "event_time_ms": T0_MS,
+    "ingest_time_ms": T0_MS + 100,
+}
+
+
+def _tick_json(**change: object) -> bytes:
+    fields = {key: value for key, value in {**VALID_TICK, **change}.items() if value != "-"}
+    return orjson.dumps(fields)
+
+
+PARITY_CORPUS: dict[str, bytes | None] = {
+    "valid": _tick_json(),
+    "valid, string price": _tick_json(price="64000.5", event_time_ms=T0_MS + 1),
+    "valid, optional fields": _tick_json(event_time_ms=T0_MS + 2, name="Bitcoin", uuid="u1"),
+    "invalid UTF-8": b'{"schema_version":1,"source":"binance","symbol":"\xff\xfe"}',
+    "not JSON": b"<html>502 Bad Gateway</html>",
+    "a JSON array": b"[1, 2, 3]",
+    "missing price": _tick_json(price="-"),
+    "null price": _tick_json(price=None),
+    "non-numeric string price": _tick_json(price="abc"),
+    "NaN": _tick_json(price="-")[:-1] + b',"price":NaN}',
+    "Infinity": _tick_json(price="-")[:-1] + b',"price":Infinity}',
+    "zero price": _tick_json(price=0),
+    "negative price": _tick_json(price=-3),
+    "unknown source": _tick_json(source="nasdaq"),
+    "unknown schema_version": _tick_json(schema_version=2),
+    "symbol with a dash": _tick_json(symbol="BTC-USD"),
+    "event time far in the future": _tick_json(event_time_ms=T0_MS + 3_600_000),
+    "tombstone": None,
+    "empty value": b"",
+}
+
+
+def test_the_sink_and_spark_accept_and_reject_the_same_messages_for_the_same_reasons(
+    spark: SparkSession, spark_settings: Settings
+) -> None:
+    producer = KafkaProducer(bootstrap_servers=spark_settings.kafka_bootstrap_servers)
+    labels = {}
+    for label, value in PARITY_CORPUS.items():
+        metadata = producer.send(
+            spark_settings.kafka_topic, key=b"BTC", value=value, partition=0
+        ).get(30)
+        labels[metadata.offset] = label
+    producer.close()
+    huge = Tick.build(**{**VALID_TICK, "name": "x" * 2_000_000})
+    ticks = TickProducer(spark_settings)
+    with pytest.raises(DeliveryFailed, match="MessageSizeTooLarge"):
+        ticks.send(huge)  # over the broker's size limit: a clear error, counted
+    assert ticks.stats.failed == 1
+    with pytest.raises(DeliveryFailed):
+        ticks.close()  # closing reports it again: never only logged
+
+    sink = MongoSink(spark_settings)
+    try:
+        run_sink(sink, threading.Event(), until_idle=2)
+    finally:
+        sink.close()
+    dead = {
+        int(dict(r.headers)[ORIGIN_OFFSET]): dict(r.headers)[REASON].decode()
+        for r in read_topic(spark_settings, spark_settings.kafka_dlq_topic)
+    }
+    sink_verdicts = {offset: dead.get(offset) for offset in labels}
+
+    seen: list[tuple[int, str | None]] = []
+    query = (
+        spark.readStream.format(SOURCE_NAME)
+        .option("subscribe", spark_settings.kafka_topic)
+        .option("kafka.bootstrap.servers", spark_settings.kafka_bootstrap_servers)
+        .load()
+        .writeStream.trigger(availableNow=True)
+        .foreachBatch(
+            lambda batch, _: seen.extend(
+                (row.offset, row.invalid_reason) for row in batch.collect()
+            )
+        )
+        .start()
+    )
+    query.awaitTermination()
+    spark_verdicts = dict(seen)
+
+    by_label = {labels[o]: (sink_verdicts[o], spark_verdicts[o]) for o in labels}
+    for label, (in_sink, in_spark) in by_label.items():
+        assert in_sink == in_spark, label
+        assert (in_sink is None) == label.startswith("valid"), (label, in_sink)
+    totals = catch_up(spark, spark_settings)
+    assert totals.invalid_rows == len(PARITY_CORPUS) - 3
+    assert count_rows(spark_settings, "prices_by_symbol") == 3

@@ -22,15 +22,44 @@ from pyspark.sql.streaming.datasource import (
 )
 
 SOURCE_NAME = "crypto_kafka"
-SCHEMA = "topic string, partition int, offset long, timestamp timestamp, key binary, value binary"
+RECORD_COLUMNS = (
+    "topic string, partition int, offset long, timestamp timestamp, key binary, value binary"
+)
+# Each record parsed by the one tick definition (`Tick.from_json`): typed columns, null
+# where the record is not a valid tick, and `invalid_reason` (null for a valid tick).
+TICK_COLUMNS = (
+    "source string, symbol string, price double, quote string, event_time_ms long, "
+    "ingest_time_ms long, name string, market_cap double, volume_24h double, "
+    "change_24h_pct double, number_of_markets long, total_supply double, uuid string, "
+    "invalid_reason string"
+)
+SCHEMA = f"{RECORD_COLUMNS}, {TICK_COLUMNS}"
+TICK_FIELDS = tuple(column.split()[0] for column in TICK_COLUMNS.split(", "))[:-1]
 Offsets = dict[str, int]
 ARROW_BATCH_ROWS = 10_000
 
 
+def _parse(value: bytes | None) -> tuple[dict[str, Any], str | None]:
+    """A record's tick fields and None, or no fields and why it is not a tick."""
+    from crypto_platform.ticks import InvalidTick, Tick
+
+    try:
+        return Tick.from_json(value).model_dump(), None
+    except InvalidTick as error:
+        return {}, error.reason
+
+
 def _record_batch(records: list[Any]) -> Any:
-    """Kafka records as one Arrow record batch in the source's schema."""
+    """Kafka records, each with its parsed tick, as one Arrow record batch."""
     import pyarrow as pa
 
+    parsed = [_parse(r.value) for r in records]
+    ticks = [fields for fields, _ in parsed]
+    tick_types = {
+        "price": pa.float64(), "event_time_ms": pa.int64(), "ingest_time_ms": pa.int64(),
+        "market_cap": pa.float64(), "volume_24h": pa.float64(), "change_24h_pct": pa.float64(),
+        "number_of_markets": pa.int64(), "total_supply": pa.float64(),
+    }  # fmt: skip
     return pa.RecordBatch.from_arrays(
         [
             pa.array([r.topic for r in records], pa.string()),
@@ -39,9 +68,15 @@ def _record_batch(records: list[Any]) -> Any:
             pa.array([r.timestamp * 1000 for r in records], pa.timestamp("us", tz="UTC")),
             pa.array([r.key for r in records], pa.binary()),
             pa.array([r.value for r in records], pa.binary()),
+            *(
+                pa.array([t.get(name) for t in ticks], tick_types.get(name, pa.string()))
+                for name in TICK_FIELDS
+            ),
+            pa.array([reason for _, reason in parsed], pa.string()),
         ],
-        names=["topic", "partition", "offset", "timestamp", "key", "value"],
-    )
+        names=["topic", "partition", "offset", "timestamp", "key", "value", *TICK_FIELDS,
+               "invalid_reason"],
+    )  # fmt: skip
 
 
 def consumer_config(options: dict[str, str]) -> dict[str, Any]:

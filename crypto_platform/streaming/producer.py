@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 
 from crypto_platform.errors import PlatformError
 from crypto_platform.settings import Settings
@@ -66,9 +66,15 @@ class TickProducer:
         )
 
     def send(self, tick: Tick) -> None:
-        future = self._producer.send(self.topic, key=tick.symbol.encode(), value=tick.to_json())
-        future.add_errback(self._on_failure, tick)
+        """Queue `tick`; one too large to ever be accepted fails at once (`DeliveryFailed`)."""
         self.stats.sent += 1
+        try:
+            future = self._producer.send(self.topic, key=tick.symbol.encode(), value=tick.to_json())
+        except MessageSizeTooLargeError as error:
+            self._on_failure(tick, error)
+            self.check()
+            return
+        future.add_errback(self._on_failure, tick)
 
     def _on_failure(self, tick: Tick, error: Exception) -> None:
         with self._lock:
