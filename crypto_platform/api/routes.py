@@ -45,7 +45,14 @@ def _symbol(value: str) -> str:
 
 
 Symbol = Annotated[
-    str, Path(description="Base asset, e.g. BTC (any case)."), AfterValidator(_symbol)
+    str,
+    Path(
+        description="Base asset, e.g. BTC (any case).",
+        # The tick's rule, documented for either case (the validator applies it exactly).
+        pattern=SYMBOL_PATTERN.replace("A-Z", "A-Za-z"),
+        examples=["BTC"],
+    ),
+    AfterValidator(_symbol),
 ]
 Limit = Annotated[int, Query(ge=1, description=f"At most this many items (capped at {MAX_LIMIT}).")]
 Since = Annotated[
