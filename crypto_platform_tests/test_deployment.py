@@ -37,9 +37,13 @@ from dagster_postgres import DagsterPostgresStorage
 from prometheus_client.parser import text_string_to_metric_families
 
 from crypto_platform.cli import cli
+from crypto_platform.errors import ConfigurationError
 from crypto_platform.settings import Settings, load_settings
 from crypto_platform.storage import cassandra, mongo
-from crypto_platform.streaming.topics import describe
+from crypto_platform.streaming.dead_letters import DeadLetters
+from crypto_platform.streaming.producer import TickProducer
+from crypto_platform.streaming.sink import MongoSink
+from crypto_platform.streaming.topics import admin_client, describe
 from crypto_platform_tests.api_helpers import NOW, running_api, tick_row, write_ticks, write_window
 from crypto_platform_tests.conftest import REPO, run_cli
 from crypto_platform_tests.streaming_helpers import stored_count
@@ -423,6 +427,19 @@ def test_a_sasl_protocol_without_credentials_is_a_one_line_error() -> None:
         "error: CRYPTO_KAFKA_SECURITY_PROTOCOL=SASL_SSL needs CRYPTO_KAFKA_SASL_USERNAME "
         "and CRYPTO_KAFKA_SASL_PASSWORD"
     ]
+
+
+@pytest.mark.parametrize(
+    "open_client",
+    [TickProducer, DeadLetters, MongoSink, admin_client, describe],
+    ids=["producer", "dead letters", "sink", "admin", "topics"],
+)
+def test_every_kafka_client_takes_the_security_settings(open_client: Any) -> None:
+    """Each one builds its options through kafka_client_options (so none connects in clear)."""
+    insecure = load_settings().model_copy(update={"kafka_security_protocol": "SASL_SSL"})
+
+    with pytest.raises(ConfigurationError, match="CRYPTO_KAFKA_SASL_USERNAME"):
+        open_client(insecure)
 
 
 # --- These need the test stack (real servers) -------------------------------------------

@@ -19,6 +19,7 @@ from kafka.producer.future import FutureRecordMetadata
 
 from crypto_platform.errors import PlatformError
 from crypto_platform.settings import Settings
+from crypto_platform.streaming.kafka_options import kafka_client_options
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +41,13 @@ class DeadLetters:
     def __init__(self, settings: Settings) -> None:
         self.topic = settings.kafka_dlq_topic
         self.truncated = 0
-        self._bootstrap = settings.kafka_bootstrap_servers
+        self._client_options = kafka_client_options(settings)
         self._pending: list[tuple[FutureRecordMetadata, ConsumerRecord, str]] = []
         self._producer = self._open()
 
     def _open(self) -> KafkaProducer:
         return KafkaProducer(
-            bootstrap_servers=self._bootstrap,
+            **self._client_options,
             client_id="crypto-dlq",
             acks="all",
             enable_idempotence=True,

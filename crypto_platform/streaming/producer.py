@@ -19,6 +19,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 from crypto_platform.errors import PlatformError
 from crypto_platform.settings import Settings
 from crypto_platform.sources import PriceSource
+from crypto_platform.streaming.kafka_options import kafka_client_options
 from crypto_platform.streaming.progress import Progress
 from crypto_platform.streaming.pump import pump
 from crypto_platform.ticks import Tick
@@ -56,7 +57,7 @@ class TickProducer:
         self._first_error: tuple[str, Exception] | None = None
         self._lock = threading.Lock()
         self._producer = KafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **kafka_client_options(settings),
             client_id="crypto-producer",
             acks="all",
             enable_idempotence=True,
