@@ -9,18 +9,25 @@ STAMP := $(VENV)/.installed
 DATA_DIR := $(or $(CRYPTO_DATA_DIR),.crypto_platform)
 VENDOR_DIR := $(or $(CRYPTO_VENDOR_DIR),.vendor)
 CASSANDRA_STAMP := $(VENDOR_DIR)/apache-cassandra-2.1.0/lib/apache-cassandra-2.1.0.jar
+CHART_VENDOR := crypto_platform/api/vendor
+CHART_STAMP := $(CHART_VENDOR)/node_modules/.package-lock.json
 
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: run test lint format install system-deps stack-up stack-down stack-status clean
+.PHONY: run test test-deps lint format install system-deps stack-up stack-down stack-status clean
 
 # dagster dev (UI on :3000, DAGSTER_HOME=<data dir>/dagster) and the API (:8000) together;
 # one Ctrl-C ends the streaming runs cleanly and stops both.
 run: install stack-up
 	$(BIN)/crypto-platform dev
 
-test: install
+test: install test-deps
 	$(BIN)/pytest
+
+# The dashboard's browser test drives Debian's chromium (installed with apt when missing).
+test-deps:
+	@test -x /usr/bin/chromium || { echo "installing chromium with apt"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 lint: install
 	$(BIN)/ruff check .
@@ -31,7 +38,7 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-install: system-deps $(STAMP) $(CASSANDRA_STAMP)
+install: system-deps $(STAMP) $(CASSANDRA_STAMP) $(CHART_STAMP)
 
 # Java runs Cassandra; npm fetches it. Installed with apt only when missing.
 system-deps:
@@ -52,6 +59,11 @@ $(STAMP): pyproject.toml
 
 $(CASSANDRA_STAMP): | $(STAMP)
 	$(BIN)/crypto-platform stack install
+
+# The dashboard's chart library, pinned by its package-lock.json and served by the API.
+$(CHART_STAMP): $(CHART_VENDOR)/package-lock.json | system-deps
+	npm ci --prefix $(CHART_VENDOR) --no-audit --no-fund
+	touch $@
 
 stack-up: install
 	$(BIN)/crypto-platform stack up
