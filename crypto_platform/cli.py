@@ -15,7 +15,7 @@ import click
 from crypto_platform.diagnostics import explain_unreachable
 from crypto_platform.errors import PlatformError
 from crypto_platform.provision import PROVISIONERS, provision
-from crypto_platform.settings import Settings, load_settings
+from crypto_platform.settings import Settings, load_settings, parse_symbols
 from crypto_platform.sources import PriceSource, build_source
 from crypto_platform.stack import LocalStack
 from crypto_platform.streaming.producer import TickProducer, run_producer
@@ -126,7 +126,9 @@ _source_options = [
         help="Price source (default: CRYPTO_SOURCE).",
     ),
     click.option(
-        "--symbols", help="Comma-separated base assets, e.g. BTC,ETH (default: CRYPTO_SYMBOLS)."
+        "--symbols",
+        callback=lambda _ctx, _param, value: _symbols(value),
+        help="Comma-separated base assets, e.g. BTC,ETH (default: CRYPTO_SYMBOLS).",
     ),
     click.option(
         "--interval",
@@ -159,14 +161,21 @@ def source_options(command: Callable) -> Callable:
     return command
 
 
+def _symbols(value: str | None) -> list[str] | None:
+    """--symbols by the tick's symbol rule: a bad one is a usage error (exit code 2)."""
+    if value is None:
+        return None
+    try:
+        return parse_symbols(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
 def _source(settings: Settings, options: dict) -> PriceSource:
-    symbols = (
-        [s.strip().upper() for s in options["symbols"].split(",")] if options["symbols"] else None
-    )
     return build_source(
         settings,
         source=options["source"],
-        symbols=symbols,
+        symbols=options["symbols"],
         interval=options["interval"],
         rate=options["rate"],
         seed=options["seed"],
@@ -297,14 +306,23 @@ def aggregate(ctx: click.Context, available_now: bool) -> None:
     show_default=True,
     help="Where the JSON and Markdown results go.",
 )
+@click.option(
+    "--api-only", is_flag=True, help="Only the API rows (results in latest[-quick]-api.*)."
+)
 @click.pass_context
-def bench(ctx: click.Context, quick: bool, use_running_stack: bool, out: Path) -> None:
-    """Throughput and latency of producer, sink and Spark, beside bare clients (same run)."""
+def bench(
+    ctx: click.Context, quick: bool, use_running_stack: bool, out: Path, api_only: bool
+) -> None:
+    """Throughput and latency of producer, sink, Spark and API, beside bare clients (same run)."""
     from crypto_platform.bench.report import summarise, write
     from crypto_platform.bench.runner import run_benchmark
 
     results = run_benchmark(
-        _settings(ctx), quick=quick, own_stack=not use_running_stack, say=click.echo
+        _settings(ctx),
+        quick=quick,
+        own_stack=not use_running_stack,
+        api_only=api_only,
+        say=click.echo,
     )
     summary = summarise(results, quick=quick)
     json_path, table_path = write(summary, out)

@@ -6,6 +6,11 @@ bad value fails at start-up with a message naming the variable (see `load_settin
 
 from __future__ import annotations
 
+import difflib
+import functools
+import logging
+import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -14,6 +19,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from crypto_platform.errors import ConfigurationError
+from crypto_platform.ticks import SYMBOL_PATTERN
 
 SourceName = Literal["auto", "binance", "binance-ws", "coinranking", "simulated", "replay"]
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -21,12 +27,31 @@ CassandraConsistency = Literal["ONE", "LOCAL_ONE", "QUORUM", "LOCAL_QUORUM", "AL
 
 ENV_PREFIX = "CRYPTO_"
 
+log = logging.getLogger(__name__)
+
 
 def _split_list(value: object) -> object:
     """Accept `BTC,ETH` (what people type) as well as a real list."""
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
+
+
+def parse_symbols(value: object) -> list[str]:
+    """`btc, eth` as ["BTC", "ETH"]; a ValueError names what breaks the tick's symbol rule."""
+    parts = value.split(",") if isinstance(value, str) else value
+    if not isinstance(parts, list | tuple):
+        raise ValueError("expected comma-separated symbols, e.g. BTC,ETH")
+    symbols = [str(part).strip().upper() for part in parts if str(part).strip()]
+    if not symbols:
+        raise ValueError("no symbol given: list base assets, e.g. BTC,ETH")
+    bad = [symbol for symbol in symbols if not re.fullmatch(SYMBOL_PATTERN, symbol)]
+    if bad:
+        raise ValueError(
+            f"not a symbol: {', '.join(bad)} (a base asset in letters and digits, e.g. BTC "
+            "for BTC-USD)"
+        )
+    return symbols
 
 
 class Settings(BaseSettings):
@@ -112,6 +137,11 @@ class Settings(BaseSettings):
     aggregate_slide_s: Annotated[int, Field(ge=1)] = 60
     aggregate_watermark_s: Annotated[int, Field(ge=0)] = 600
 
+    # Asset checks: the newest tick of each coin may be this old; dead letters per hour
+    # above this make the DLQ growth check warn.
+    check_tick_max_age_s: Annotated[float, Field(gt=0)] = 300.0
+    check_dlq_max_per_hour: Annotated[int, Field(ge=1)] = 100
+
     # `crypto-platform api`: where it listens, and which origins may call it from a browser
     # (comma-separated; empty: no CORS headers).
     api_host: str = "127.0.0.1"
@@ -121,13 +151,7 @@ class Settings(BaseSettings):
     _split_hosts = field_validator("cassandra_hosts", mode="before")(_split_list)
     _split_origins = field_validator("api_cors_origins", mode="before")(_split_list)
 
-    @field_validator("symbols", mode="before")
-    @classmethod
-    def _upper_symbols(cls, value: object) -> object:
-        value = _split_list(value)
-        if isinstance(value, list):
-            return [str(symbol).upper() for symbol in value]
-        return value
+    _check_symbols = field_validator("symbols", mode="before")(parse_symbols)
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod
@@ -174,18 +198,30 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Build the settings, turning a validation error into one readable message.
+    """Build the settings, turning a validation error into one readable line.
 
     The message names each bad environment variable and what it expects, so a user
     sees `CRYPTO_CASSANDRA_PORT: Input should be a valid integer (got 'abc')`, not a
-    pydantic traceback.
+    pydantic traceback. A `CRYPTO_*` variable that is no setting gets a warning naming
+    the closest one: a misspelt name would otherwise be ignored without a word.
     """
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    for variable in sorted(os.environ):
+        if variable.startswith(ENV_PREFIX) and variable not in known:
+            _warn_unknown(variable, tuple(difflib.get_close_matches(variable, known, n=1)))
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         problems = []
         for item in error.errors():
-            field = ".".join(str(part) for part in item["loc"])
-            variable = f"{ENV_PREFIX}{field.split('.')[0].upper()}"
-            problems.append(f"{variable}: {item['msg']} (got {item.get('input')!r})")
-        raise ConfigurationError("invalid settings:\n  " + "\n  ".join(problems)) from None
+            field = str(item["loc"][0]) if item["loc"] else "settings"
+            message = item["msg"].removeprefix("Value error, ")
+            problems.append(f"{ENV_PREFIX}{field.upper()}: {message} (got {item.get('input')!r})")
+        raise ConfigurationError("invalid setting " + "; ".join(problems)) from None
+
+
+@functools.cache
+def _warn_unknown(variable: str, close: tuple[str, ...]) -> None:
+    """Once per variable and process (settings are loaded often, e.g. by each sensor tick)."""
+    hint = f"did you mean {close[0]}?" if close else "see the settings table in the README"
+    log.warning(f"{variable} is not a setting and is ignored ({hint})")

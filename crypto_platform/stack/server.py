@@ -6,7 +6,7 @@ import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-from crypto_platform.settings import Settings
+from crypto_platform.settings import ENV_PREFIX, Settings
 from crypto_platform.stack.process import ServerProcess
 
 
@@ -45,7 +45,10 @@ class LocalServer(ABC):
         """The foreground command that runs the server."""
 
     def env(self) -> dict[str, str]:
-        return dict(os.environ)
+        """Our environment without the `CRYPTO_*` variables: no secret reaches a server."""
+        return {
+            name: value for name, value in os.environ.items() if not name.startswith(ENV_PREFIX)
+        }
 
     @abstractmethod
     def is_ready(self) -> bool:
