@@ -1,0 +1,5 @@
+"""Reports and checks over the stores: plain Python, shared by the CLI and the Dagster assets.
+
+`stores` opens the clients (once); `statistics`, `storage` and `throughput` build the
+reports; `checks` holds every data check. `defs/` only wires these into Dagster.
+"""

@@ -1,0 +1,213 @@
+"""Read-only aggregation pipelines over crypto.prices, run on the server.
+
+Every figure is computed by MongoDB; only the per-coin results (or, for latency
+percentiles, one number per tick) cross the wire. Times are epoch milliseconds and
+windows are half-open, `[start_ms, end_ms)` on `event_time_ms`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pymongo.collection import Collection
+
+BAD_PRICE = {
+    "$or": [
+        {"price": {"$lte": 0}},
+        {"price": {"$in": [math.nan, math.inf, -math.inf]}},
+        {"price": {"$not": {"$type": "number"}}},
+    ]
+}
+
+
+def _in_window(start_ms: int, end_ms: int) -> dict[str, Any]:
+    return {"$match": {"event_time_ms": {"$gte": start_ms, "$lt": end_ms}}}
+
+
+def _rows(collection: Collection, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for row in collection.aggregate(pipeline):
+        row["symbol"] = row.pop("_id") if "symbol" not in row else row["symbol"]
+        row.pop("_id", None)
+        rows.append(row)
+    return rows
+
+
+def price_statistics(collection: Collection, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
+    """Per coin: count, open, high, low, close, mean, stddev (sample) and change %."""
+    return _rows(
+        collection,
+        [
+            _in_window(start_ms, end_ms),
+            {"$sort": {"symbol": 1, "event_time_ms": 1, "_id": 1}},
+            {
+                "$group": {
+                    "_id": "$symbol",
+                    "count": {"$sum": 1},
+                    "open": {"$first": "$price"},
+                    "high": {"$max": "$price"},
+                    "low": {"$min": "$price"},
+                    "close": {"$last": "$price"},
+                    "mean": {"$avg": "$price"},
+                    "stddev": {"$stdDevSamp": "$price"},
+                }
+            },
+            {
+                "$addFields": {
+                    "change_pct": {
+                        "$multiply": [
+                            100,
+                            {"$divide": [{"$subtract": ["$close", "$open"]}, "$open"]},
+                        ]
+                    }
+                }
+            },
+            {"$sort": {"_id": 1}},
+        ],
+    )
+
+
+def _with_previous_tick() -> list[dict[str, Any]]:
+    """Each tick beside the previous tick of its coin (in event time); the first is dropped."""
+    previous = {"partitionBy": "$symbol", "sortBy": {"event_time_ms": 1}}
+    return [
+        {
+            "$setWindowFields": {
+                **previous,
+                "output": {
+                    "previous_price": {"$shift": {"output": "$price", "by": -1}},
+                    "previous_time_ms": {"$shift": {"output": "$event_time_ms", "by": -1}},
+                },
+            }
+        },
+        {"$match": {"previous_price": {"$ne": None}}},
+    ]
+
+
+def price_jumps(
+    collection: Collection, start_ms: int, end_ms: int, threshold_pct: float
+) -> list[dict[str, Any]]:
+    """Moves between consecutive ticks of a coin larger than `threshold_pct` (either way)."""
+    move = {
+        "$multiply": [
+            100,
+            {"$divide": [{"$subtract": ["$price", "$previous_price"]}, "$previous_price"]},
+        ]
+    }
+    return _rows(
+        collection,
+        [
+            _in_window(start_ms, end_ms),
+            *_with_previous_tick(),
+            {"$addFields": {"move_pct": move}},
+            {"$match": {"$expr": {"$gt": [{"$abs": "$move_pct"}, threshold_pct]}}},
+            {
+                "$project": {
+                    "_id": 0,
+                    "symbol": 1,
+                    "from_time_ms": "$previous_time_ms",
+                    "to_time_ms": "$event_time_ms",
+                    "from_price": "$previous_price",
+                    "to_price": "$price",
+                    "move_pct": 1,
+                }
+            },
+            {"$sort": {"to_time_ms": 1, "symbol": 1}},
+        ],
+    )
+
+
+def volatility(
+    collection: Collection, start_ms: int, end_ms: int, window: int
+) -> list[dict[str, Any]]:
+    """Per coin: the sample stddev of log returns over a rolling window of `window` returns.
+
+    `latest` is the window ending at the coin's last tick, `peak` the highest full
+    window, `returns` how many log returns the period had.
+    """
+    return _rows(
+        collection,
+        [
+            _in_window(start_ms, end_ms),
+            *_with_previous_tick(),
+            {"$addFields": {"log_return": {"$ln": {"$divide": ["$price", "$previous_price"]}}}},
+            {
+                "$setWindowFields": {
+                    "partitionBy": "$symbol",
+                    "sortBy": {"event_time_ms": 1},
+                    "output": {
+                        "rolling": {
+                            "$stdDevSamp": "$log_return",
+                            "window": {"documents": [1 - window, 0]},
+                        },
+                        "in_window": {"$count": {}, "window": {"documents": [1 - window, 0]}},
+                    },
+                }
+            },
+            {"$sort": {"symbol": 1, "event_time_ms": 1}},
+            {
+                "$group": {
+                    "_id": "$symbol",
+                    "returns": {"$sum": 1},
+                    "latest": {
+                        "$last": {"$cond": [{"$eq": ["$in_window", window]}, "$rolling", None]}
+                    },
+                    "peak": {
+                        "$max": {"$cond": [{"$eq": ["$in_window", window]}, "$rolling", None]}
+                    },
+                }
+            },
+            {"$sort": {"_id": 1}},
+        ],
+    )
+
+
+def count_by_symbol(collection: Collection, start_ms: int, end_ms: int) -> dict[str, int]:
+    """Ticks per coin with event time in the window."""
+    pipeline = [_in_window(start_ms, end_ms), {"$group": {"_id": "$symbol", "n": {"$sum": 1}}}]
+    return {row["_id"]: row["n"] for row in collection.aggregate(pipeline)}
+
+
+def newest_event_per_symbol(collection: Collection) -> dict[str, int]:
+    """Per coin, the event time of its newest tick."""
+    pipeline = [{"$group": {"_id": "$symbol", "newest": {"$max": "$event_time_ms"}}}]
+    return {row["_id"]: row["newest"] for row in collection.aggregate(pipeline)}
+
+
+def bad_prices(collection: Collection, limit: int = 5) -> tuple[int, list[dict[str, Any]]]:
+    """How many ticks have a non-positive or non-finite price, and the first few of them."""
+    count = collection.count_documents(BAD_PRICE)
+    examples = list(collection.find(BAD_PRICE, {"symbol": 1, "price": 1}).limit(limit))
+    return count, examples
+
+
+def counts_since(collection: Collection, since_ms: dict[str, int]) -> dict[str, int]:
+    """For each name, the ticks ingested since that time (one $facet round trip)."""
+    facets = {
+        name: [{"$match": {"ingest_time_ms": {"$gte": moment}}}, {"$count": "n"}]
+        for name, moment in since_ms.items()
+    }
+    result: dict[str, Any] = next(collection.aggregate([{"$facet": facets}]), {})
+    return {name: (result.get(name) or [{"n": 0}])[0]["n"] for name in since_ms}
+
+
+def write_latencies_ms(collection: Collection, since_ms: int, limit: int) -> list[int]:
+    """`stored_at_ms - ingest_time_ms` of the newest `limit` ticks ingested since `since_ms`."""
+    pipeline: list[dict[str, Any]] = [
+        {"$match": {"ingest_time_ms": {"$gte": since_ms}, "stored_at_ms": {"$exists": True}}},
+        {"$sort": {"ingest_time_ms": -1}},
+        {"$limit": limit},
+        {"$project": {"_id": 0, "ms": {"$subtract": ["$stored_at_ms", "$ingest_time_ms"]}}},
+    ]
+    return [row["ms"] for row in collection.aggregate(pipeline)]
+
+
+def collection_stats(collection: Collection) -> dict[str, int]:
+    """Documents, dataSize and indexSize as the server reports them."""
+    stats = collection.database.command("collStats", collection.name)
+    return {
+        "documents": int(stats.get("count", 0)),
+        "data_size_bytes": int(stats.get("size", 0)),
+        "index_size_bytes": int(stats.get("totalIndexSize", 0)),
+    }
