@@ -2,6 +2,8 @@
 
 import dagster as dg
 
-from crypto_platform.defs import analytics, ingestion, streams, supervision
+from crypto_platform.defs import analytics, ingestion, reports, statistics, streams, supervision
 
-defs = dg.Definitions.merge(streams.defs, ingestion.defs, analytics.defs, supervision.defs)
+defs = dg.Definitions.merge(
+    streams.defs, ingestion.defs, analytics.defs, supervision.defs, statistics.defs, reports.defs
+)

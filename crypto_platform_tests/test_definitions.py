@@ -17,26 +17,92 @@ def test_definitions_load() -> None:
     dg.Definitions.validate_loadable(defs)
 
 
-def test_asset_keys_are_the_documented_ones() -> None:
-    keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+# The asset graph: key -> (group, kinds, parents). A changed key, group or edge shows here.
+GRAPH = {
+    "sources/binance": ("sources", {"api"}, set()),
+    "sources/coinranking": ("sources", {"api"}, set()),
+    "sources/simulated": ("sources", {"python"}, set()),
+    "kafka/crypto_prices": (
+        "streams", {"kafka"}, {"sources/binance", "sources/coinranking", "sources/simulated"}
+    ),
+    "kafka/crypto_prices_dlq": ("streams", {"kafka"}, {"kafka/crypto_prices"}),
+    "mongo/prices": ("streams", {"mongodb"}, {"kafka/crypto_prices"}),
+    "cassandra/prices_by_symbol": ("analytics", {"spark", "cassandra"}, {"kafka/crypto_prices"}),
+    "cassandra/latest_prices": ("analytics", {"spark", "cassandra"}, {"kafka/crypto_prices"}),
+    "cassandra/aggregates_by_symbol": (
+        "analytics", {"spark", "cassandra"}, {"kafka/crypto_prices"}
+    ),
+    "cassandra/latest_aggregates": ("analytics", {"spark", "cassandra"}, {"kafka/crypto_prices"}),
+    "statistics/price_statistics": ("statistics", {"mongodb", "python"}, {"mongo/prices"}),
+    "statistics/price_jumps": ("statistics", {"mongodb", "python"}, {"mongo/prices"}),
+    "statistics/volatility": ("statistics", {"mongodb", "python"}, {"mongo/prices"}),
+    "reports/storage_growth_report": (
+        "reports",
+        {"mongodb", "cassandra", "python"},
+        {"mongo/prices", "cassandra/prices_by_symbol", "cassandra/latest_prices",
+         "cassandra/aggregates_by_symbol", "cassandra/latest_aggregates"},
+    ),
+    "reports/throughput_report": (
+        "reports",
+        {"kafka", "mongodb", "cassandra", "python"},
+        {"kafka/crypto_prices", "kafka/crypto_prices_dlq", "mongo/prices",
+         "cassandra/prices_by_symbol"},
+    ),
+}  # fmt: skip
 
-    assert keys == {
-        "kafka/crypto_prices",
-        "kafka/crypto_prices_dlq",
-        "mongo/prices",
-        "cassandra/prices_by_symbol",
-        "cassandra/latest_prices",
-        "price_aggregates",
+CHECKS = {
+    "mongo/prices:tick_freshness",
+    "mongo/prices:positive_prices",
+    "mongo/prices:kafka_completeness",
+    "cassandra/prices_by_symbol:positive_prices",
+    "cassandra/prices_by_symbol:agrees_with_mongodb",
+    "cassandra/aggregates_by_symbol:means_ordered",
+    "kafka/crypto_prices_dlq:dlq_growth",
+}
+
+
+def test_asset_graph_snapshot() -> None:
+    graph = defs.resolve_asset_graph()
+    actual = {
+        key.to_user_string(): (
+            graph.get(key).group_name,
+            set(graph.get(key).kinds),
+            {parent.to_user_string() for parent in graph.get(key).parent_keys},
+        )
+        for key in graph.get_all_asset_keys()
+    }
+
+    assert actual == GRAPH
+
+
+def test_every_asset_has_a_description_and_owners() -> None:
+    for spec in defs.resolve_all_asset_specs():
+        assert spec.description, spec.key
+        assert spec.owners == ["team:data-platform"], spec.key
+
+
+def test_checks_are_the_documented_ones_and_blocking_where_bad_data_must_stop() -> None:
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.asset_check_keys}
+    blocking = {
+        key.to_user_string() for key in graph.asset_check_keys if graph.get_check_spec(key).blocking
+    }
+
+    assert keys == CHECKS
+    assert blocking == {
+        "mongo/prices:positive_prices",
+        "cassandra/prices_by_symbol:positive_prices",
+        "cassandra/aggregates_by_symbol:means_ordered",
     }
 
 
-def test_spark_assets_have_their_kinds_and_lineage() -> None:
+def test_statistics_are_hourly_and_jobs_resolve() -> None:
     graph = defs.resolve_asset_graph()
-    aggregates = graph.get(dg.AssetKey("price_aggregates"))
+    stats = graph.get(dg.AssetKey(["statistics", "price_statistics"]))
 
-    assert {"spark", "cassandra"} <= set(aggregates.kinds)
-    assert dg.AssetKey(["kafka", "crypto_prices"]) in aggregates.parent_keys
+    assert isinstance(stats.partitions_def, dg.HourlyPartitionsDefinition)
     assert defs.resolve_job_def("aggregate_prices") is not None
+    assert defs.resolve_sensor_def("automation") is not None
 
 
 def test_workspace_validates_with_the_instance_config(tmp_path: Path) -> None:

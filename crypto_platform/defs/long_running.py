@@ -9,18 +9,70 @@ failure of its step.
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 import dagster as dg
 
-from crypto_platform.streaming.progress import Snapshot
+from crypto_platform.streaming.progress import Snapshot, format_snapshot
 
 T = TypeVar("T")
 
 STREAMING_TAGS = {"crypto_platform/streaming": "true"}
+
+
+class AssetProgress:
+    """Relay a streaming loop's progress to Dagster without flooding the event log.
+
+    Every report is logged; at most one event per asset each `min_interval_s`: a
+    materialisation when `counter` moved since the last one (new data landed, so the
+    UI's freshness and downstream automation see it), else an observation carrying the
+    same counts, rates and lag (the UI plots both). Idle streams thus add one small event
+    a minute, not one every few seconds.
+    """
+
+    def __init__(
+        self,
+        context: dg.OpExecutionContext | dg.AssetExecutionContext,
+        keys: Sequence[dg.AssetKey],
+        *,
+        counter: str = "count",
+        static: Mapping[str, str] | None = None,
+        min_interval_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.context, self.keys, self.counter = context, list(keys), counter
+        self.static = dict(static or {})
+        self.min_interval_s, self.clock = min_interval_s, clock
+        self._event_at = -math.inf
+        self._materialized_count = 0
+        self._pending: Snapshot | None = None
+
+    def __call__(self, snapshot: Snapshot) -> None:
+        self.context.log.info(format_snapshot(snapshot))
+        self._pending = snapshot
+        if self.clock() - self._event_at >= self.min_interval_s:
+            self.flush()
+
+    def flush(self) -> None:
+        """Record the latest report now if it was held back (call when the loop ends)."""
+        snapshot, self._pending = self._pending, None
+        if snapshot is None:
+            return
+        self._event_at = self.clock()
+        metadata = {**self.static, **snapshot}
+        count = int(snapshot.get(self.counter, 0))
+        if count > self._materialized_count:
+            self._materialized_count = count
+            for key in self.keys:
+                self.context.log_event(dg.AssetMaterialization(asset_key=key, metadata=metadata))
+        else:
+            for key in self.keys:
+                self.context.log_event(dg.AssetObservation(asset_key=key, metadata=metadata))
 
 
 def run_until_terminated(

@@ -1,4 +1,7 @@
-"""The Spark aggregation as assets: `price_aggregates` and the Cassandra price tables.
+"""The Spark aggregation as assets: the four Cassandra tables it writes.
+
+`cassandra/aggregates_by_symbol` and `cassandra/latest_aggregates` hold the windowed
+means; `cassandra/prices_by_symbol` and `cassandra/latest_prices` the raw ticks.
 
 One multi-asset runs both streaming queries: continuous (until its run is terminated,
 kept alive by streaming_supervisor) or available-now (catch up, then stop; scheduled when
@@ -15,22 +18,23 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from crypto_platform.defs.long_running import STREAMING_TAGS, run_until_terminated
-from crypto_platform.defs.streams.assets import KAFKA_PRICES
+from crypto_platform.defs.long_running import STREAMING_TAGS, AssetProgress, run_until_terminated
+from crypto_platform.defs.streams.assets import KAFKA_PRICES, OWNERS
 from crypto_platform.defs.streams.resources import (
     CassandraResource,
     KafkaResource,
     SparkResource,
     settings_for,
 )
-from crypto_platform.streaming.progress import Snapshot, format_snapshot
+from crypto_platform.streaming.progress import Snapshot
 
 if TYPE_CHECKING:
     from crypto_platform.spark.job import QueryTotals
 
 GROUP = "analytics"
 
-PRICE_AGGREGATES = dg.AssetKey(["price_aggregates"])
+CASSANDRA_AGGREGATES_BY_SYMBOL = dg.AssetKey(["cassandra", "aggregates_by_symbol"])
+CASSANDRA_LATEST_AGGREGATES = dg.AssetKey(["cassandra", "latest_aggregates"])
 CASSANDRA_PRICES_BY_SYMBOL = dg.AssetKey(["cassandra", "prices_by_symbol"])
 CASSANDRA_LATEST_PRICES = dg.AssetKey(["cassandra", "latest_prices"])
 
@@ -42,6 +46,7 @@ def _spark_table(key: dg.AssetKey, description: str) -> dg.AssetSpec:
         description=description,
         group_name=GROUP,
         kinds={"spark", "cassandra"},
+        owners=OWNERS,
         deps=[KAFKA_PRICES],
         skippable=True,
     )
@@ -49,9 +54,14 @@ def _spark_table(key: dg.AssetKey, description: str) -> dg.AssetSpec:
 
 SPECS = [
     _spark_table(
-        PRICE_AGGREGATES,
-        "Per coin and sliding window: arithmetic, geometric and harmonic means, count, min, "
-        "max, first and last price (Cassandra aggregates_by_symbol and latest_aggregates).",
+        CASSANDRA_AGGREGATES_BY_SYMBOL,
+        "Cassandra crypto.aggregates_by_symbol: per coin and sliding window, arithmetic, "
+        "geometric and harmonic means, count, min, max, first and last price, by day.",
+    ),
+    _spark_table(
+        CASSANDRA_LATEST_AGGREGATES,
+        "Cassandra crypto.latest_aggregates: each coin's current window (what "
+        "/latestAggregate serves).",
     ),
     _spark_table(
         CASSANDRA_PRICES_BY_SYMBOL,
@@ -68,6 +78,7 @@ class AggregationConfig(dg.Config):
 
     available_now: bool = False
     progress_every_s: float = 15.0
+    record_every_s: float = 60.0
 
 
 @dg.multi_asset(specs=SPECS, name="spark_aggregation", can_subset=False, pool="spark_aggregation")
@@ -86,10 +97,11 @@ def spark_aggregation(
     context.log.info(f"starting Spark ({settings.spark_master}) in {mode} mode")
     session = spark_session(settings)
 
-    def record(snapshot: Snapshot) -> None:
-        context.log.info(format_snapshot(snapshot))
-        for key in (PRICE_AGGREGATES, CASSANDRA_PRICES_BY_SYMBOL, CASSANDRA_LATEST_PRICES):
-            context.log_event(dg.AssetObservation(asset_key=key, metadata=dict(snapshot)))
+    # Mid-run: observations, and a materialisation when rows landed (at most once a
+    # minute); the run's end materialises every table once more with the totals.
+    record = AssetProgress(
+        context, [spec.key for spec in SPECS], counter="rows", min_interval_s=config.record_every_s
+    )
 
     def loop(stop: threading.Event, report: Callable[[Snapshot], None]) -> "QueryTotals":
         return run_aggregation(
@@ -111,8 +123,11 @@ def spark_aggregation(
             invalid_rows=totals.invalid_rows,
             dropped_late_rows=totals.dropped_late_rows,
         )
-    for key in (PRICE_AGGREGATES, CASSANDRA_PRICES_BY_SYMBOL, CASSANDRA_LATEST_PRICES):
-        yield dg.MaterializeResult(asset_key=key, metadata=summary)
+    if totals is None or not totals.input_rows["prices"]:
+        record.flush()  # nothing landed: the last counts as an observation, no materialisation
+        return
+    for spec in SPECS:
+        yield dg.MaterializeResult(asset_key=spec.key, metadata=summary)
 
 
 aggregate_prices = dg.define_asset_job(

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from crypto_platform.defs.analytics.assets import aggregate_prices
+from crypto_platform.defs.supervision.sensors import ACTIVE
 from crypto_platform.settings import load_settings
 
 
@@ -11,13 +12,21 @@ from crypto_platform.settings import load_settings
     cron_schedule="*/5 * * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Every 5 minutes, catch up with Kafka and stop; only when "
-    "CRYPTO_SPARK_CONTINUOUS is false (otherwise the supervisor runs it continuously).",
+    "CRYPTO_SPARK_CONTINUOUS is false (otherwise the supervisor runs it continuously) "
+    "and no aggregate_prices run is active (two runs never share a checkpoint).",
 )
 def aggregate_prices_catch_up(
     context: dg.ScheduleEvaluationContext,
 ) -> dg.RunRequest | dg.SkipReason:
     if load_settings().spark_continuous:
         return dg.SkipReason("continuous mode is on: streaming_supervisor keeps it running")
+    active = context.instance.get_runs(
+        dg.RunsFilter(job_name=aggregate_prices.name, statuses=ACTIVE), limit=1
+    )
+    if active:
+        return dg.SkipReason(
+            f"aggregate_prices run {active[0].run_id[:8]} is {active[0].status.value.lower()}"
+        )
     return dg.RunRequest(
         run_key=context.scheduled_execution_time.isoformat(),
         run_config=dg.RunConfig(ops={"spark_aggregation": {"config": {"available_now": True}}}),

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from crypto_platform.defs.streams import assets
+from crypto_platform.defs.streams.checks import STREAM_CHECKS
 from crypto_platform.defs.streams.resources import (
     CassandraResource,
     KafkaResource,
@@ -13,6 +14,7 @@ from crypto_platform.defs.streams.resources import (
 
 defs = dg.Definitions(
     assets=assets.STREAM_ASSETS,
+    asset_checks=STREAM_CHECKS,
     resources={
         "kafka": KafkaResource(),
         "mongo": MongoResource(),

@@ -1,22 +1,62 @@
-"""Stream and table assets, declared as specs: the engine writes them, Dagster shows them.
+"""Sources, streams and stores, declared as specs: the engine writes them, Dagster shows them.
 
-Their keys have one part per system and one for the object, e.g. ["kafka", "crypto_prices"].
+Keys have one part per system and one for the object, e.g. ["kafka", "crypto_prices"].
+The price sources are external assets (nothing here materialises them): they start the
+lineage that runs through Kafka and MongoDB to the reports.
 """
 
 import dagster as dg
 
 GROUP = "streams"
+SOURCES_GROUP = "sources"
+OWNERS = ["team:data-platform"]
+
+SOURCE_BINANCE = dg.AssetKey(["sources", "binance"])
+SOURCE_COINRANKING = dg.AssetKey(["sources", "coinranking"])
+SOURCE_SIMULATED = dg.AssetKey(["sources", "simulated"])
 
 KAFKA_PRICES = dg.AssetKey(["kafka", "crypto_prices"])
 KAFKA_PRICES_DLQ = dg.AssetKey(["kafka", "crypto_prices_dlq"])
 MONGO_PRICES = dg.AssetKey(["mongo", "prices"])
 
+SOURCE_ASSETS = [
+    dg.AssetSpec(
+        SOURCE_BINANCE,
+        description="Binance spot prices: REST /api/v3/ticker/24hr, or the WebSocket "
+        "miniTicker stream (CRYPTO_SOURCE=binance or binance-ws).",
+        group_name=SOURCES_GROUP,
+        kinds={"api"},
+        owners=OWNERS,
+    ),
+    dg.AssetSpec(
+        SOURCE_COINRANKING,
+        description="Coinranking v2 /coins: prices, market cap, volume "
+        "(CRYPTO_SOURCE=coinranking).",
+        group_name=SOURCES_GROUP,
+        kinds={"api"},
+        owners=OWNERS,
+    ),
+    dg.AssetSpec(
+        SOURCE_SIMULATED,
+        description="Seeded geometric Brownian motion or a recorded JSONL replay, for offline "
+        "runs (CRYPTO_SOURCE=simulated or replay; `auto` falls back to it).",
+        group_name=SOURCES_GROUP,
+        kinds={"python"},
+        owners=OWNERS,
+    ),
+]
+
 STREAM_ASSETS = [
+    *SOURCE_ASSETS,
     dg.AssetSpec(
         KAFKA_PRICES,
-        description="Kafka topic crypto.prices: one JSON tick per message, keyed by symbol.",
+        description="Kafka topic crypto.prices: one JSON tick per message, keyed by symbol. "
+        "Materialised by ingest_prices when new ticks were published (at most once a "
+        "minute); observed with counts and rates in between.",
         group_name=GROUP,
         kinds={"kafka"},
+        owners=OWNERS,
+        deps=[SOURCE_BINANCE, SOURCE_COINRANKING, SOURCE_SIMULATED],
     ),
     dg.AssetSpec(
         KAFKA_PRICES_DLQ,
@@ -24,13 +64,16 @@ STREAM_ASSETS = [
         "with the reason, the original bytes and where they came from.",
         group_name=GROUP,
         kinds={"kafka"},
+        owners=OWNERS,
         deps=[KAFKA_PRICES],
     ),
     dg.AssetSpec(
         MONGO_PRICES,
-        description="MongoDB crypto.prices: every tick, _id = source:symbol:event_time_ms.",
+        description="MongoDB crypto.prices: every tick, _id = source:symbol:event_time_ms. "
+        "Materialised by persist_prices when new ticks were stored (at most once a minute).",
         group_name=GROUP,
         kinds={"mongodb"},
+        owners=OWNERS,
         deps=[KAFKA_PRICES],
     ),
 ]

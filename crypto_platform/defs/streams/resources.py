@@ -5,11 +5,16 @@ Settings are read when a run uses the resource, never when the definitions load.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import dagster as dg
+from cassandra.cluster import Session
+from pydantic import PrivateAttr
+from pymongo import MongoClient
 
+from crypto_platform.reports import stores
 from crypto_platform.settings import Settings, load_settings
 from crypto_platform.sources import PriceSource, build_source
 
@@ -33,7 +38,43 @@ def settings_for(*resources: _SettingsResource) -> Settings:
     return load_settings(**merged)
 
 
-class KafkaResource(_SettingsResource):
+class _ClientResource(_SettingsResource):
+    """A resource that hands out one client per run: opened on first use, closed at the end.
+
+    Assets and checks of the same run that use the resource share the client.
+    """
+
+    _client: stores.Lazy[Any] | None = PrivateAttr(default=None)
+
+    def _open(self, settings: Settings) -> Any:
+        raise NotImplementedError
+
+    def _close(self, client: Any) -> None:
+        raise NotImplementedError
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._client = stores.Lazy(lambda: self._open(settings_for(self)), self._close)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def client(self) -> Any:
+        """The run's client (opened now if this is the first use)."""
+        if self._client is None:  # used outside a run (e.g. built by hand in a test)
+            self._client = stores.Lazy(lambda: self._open(settings_for(self)), self._close)
+        return self._client()
+
+
+def stores_for(
+    kafka: KafkaResource, mongo: MongoResource, cassandra: CassandraResource
+) -> stores.Stores:
+    """The reports' view of the stores, through the run's shared clients."""
+    getters: tuple[Callable[[], Any], ...] = (mongo.client, cassandra.client, kafka.client)
+    return stores.Stores(settings_for(kafka, mongo, cassandra), *getters)
+
+
+class KafkaResource(_ClientResource):
     """The Kafka cluster and the names of the tick topics and the sink's group."""
 
     bootstrap_servers: str | None = None
@@ -48,8 +89,14 @@ class KafkaResource(_SettingsResource):
         "consumer_group": "kafka_consumer_group",
     }
 
+    def _open(self, settings: Settings) -> stores.KafkaClients:
+        return stores.open_kafka(settings)
 
-class MongoResource(_SettingsResource):
+    def _close(self, client: stores.KafkaClients) -> None:
+        client.close()
+
+
+class MongoResource(_ClientResource):
     """The MongoDB deployment holding the raw ticks."""
 
     uri: str | None = None
@@ -62,8 +109,14 @@ class MongoResource(_SettingsResource):
         "collection": "mongo_collection",
     }
 
+    def _open(self, settings: Settings) -> MongoClient:
+        return stores.open_mongo(settings)
 
-class CassandraResource(_SettingsResource):
+    def _close(self, client: MongoClient) -> None:
+        client.close()
+
+
+class CassandraResource(_ClientResource):
     """The Cassandra cluster holding prices and aggregates."""
 
     hosts: list[str] | None = None
@@ -77,6 +130,12 @@ class CassandraResource(_SettingsResource):
         "protocol_version": "cassandra_protocol_version",
         "keyspace": "cassandra_keyspace",
     }
+
+    def _open(self, settings: Settings) -> Session:
+        return stores.open_cassandra(settings)
+
+    def _close(self, client: Session) -> None:
+        stores.close_cassandra(client)
 
 
 class SparkResource(_SettingsResource):

@@ -1,0 +1,147 @@
+"""`storage_growth_report` and `throughput_report`: hourly, measured on the real stores.
+
+The reports themselves are `crypto_platform.reports.storage` / `.throughput` (the CLI
+prints the same); here they become metadata: Markdown tables to read and numbers the
+UI plots across materialisations.
+"""
+
+from typing import Any
+
+import dagster as dg
+
+from crypto_platform.defs.analytics.assets import (
+    CASSANDRA_AGGREGATES_BY_SYMBOL,
+    CASSANDRA_LATEST_AGGREGATES,
+    CASSANDRA_LATEST_PRICES,
+    CASSANDRA_PRICES_BY_SYMBOL,
+)
+from crypto_platform.defs.reports.metadata import flat_numbers, markdown_table
+from crypto_platform.defs.streams.assets import KAFKA_PRICES, KAFKA_PRICES_DLQ, MONGO_PRICES, OWNERS
+from crypto_platform.defs.streams.resources import (
+    CassandraResource,
+    KafkaResource,
+    MongoResource,
+    stores_for,
+)
+from crypto_platform.reports.storage import Previous, storage_report
+from crypto_platform.reports.throughput import throughput_report
+
+GROUP = "reports"
+HOURLY = (
+    dg.AutomationCondition.cron_tick_passed("0 * * * *") & ~dg.AutomationCondition.in_progress()
+)
+
+STORAGE_GROWTH_REPORT = dg.AssetKey(["reports", "storage_growth_report"])
+THROUGHPUT_REPORT = dg.AssetKey(["reports", "throughput_report"])
+
+
+def _previous(context: dg.AssetExecutionContext) -> Previous | None:
+    """What the last materialisation measured, to compute growth since then."""
+    event = context.instance.get_latest_materialization_event(STORAGE_GROWTH_REPORT)
+    materialization = event.asset_materialization if event else None
+    if materialization is None:
+        return None
+    metadata = materialization.metadata
+    try:
+        return Previous(
+            taken_at=float(metadata["taken_at"].value),
+            total_bytes=int(metadata["total_bytes"].value),
+            ticks=int(metadata["ticks"].value),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _storage_tables(report: dict[str, Any]) -> dict[str, dg.MetadataValue]:
+    mongodb, cassandra = report["mongodb"], report["cassandra"]
+    stores = [
+        {"store": f"mongodb {mongodb['collection']}", "rows": mongodb["documents"],
+         "data_size": mongodb["data_size_bytes"], "index_size": mongodb["index_size_bytes"],
+         "bytes_on_disk": mongodb["data_dir_bytes_on_disk"], "bytes_per_row": None},
+        *({"store": f"cassandra {cassandra['keyspace']}.{name}", **table}
+          for name, table in cassandra["tables"].items()),
+    ]  # fmt: skip
+    growth = report["growth"] or {}
+    projection = [
+        {"basis": "measured growth since the last report", "per_day": growth.get("bytes_per_day"),
+         "per_month": growth.get("bytes_per_month")},
+        {"basis": f"bytes per tick x {report['ingest_rate_per_hour']} ticks/h (last hour)",
+         "per_day": report["projection"]["bytes_per_day"],
+         "per_month": report["projection"]["bytes_per_month"]},
+        {"basis": "seed 004 arithmetic at the same rate", "per_day": None,
+         "per_month": report["seed_004"]["bytes_per_month_at_observed_rate"]},
+    ]  # fmt: skip
+    return {
+        "stores": markdown_table(
+            stores,
+            ("store", "rows", "data_size", "index_size", "bytes_on_disk", "bytes_per_row"),
+        ),
+        "projection": markdown_table(projection, ("basis", "per_day", "per_month")),
+    }
+
+
+@dg.asset(
+    key=STORAGE_GROWTH_REPORT,
+    description="MongoDB and Cassandra: documents/rows, data and index size, bytes on disk, "
+    "bytes per row and per tick; growth since the last report, projected per day and month "
+    "at the observed ingest rate, beside seed 004's arithmetic.",
+    group_name=GROUP,
+    kinds={"mongodb", "cassandra", "python"},
+    owners=OWNERS,
+    deps=[
+        MONGO_PRICES,
+        CASSANDRA_PRICES_BY_SYMBOL,
+        CASSANDRA_LATEST_PRICES,
+        CASSANDRA_AGGREGATES_BY_SYMBOL,
+        CASSANDRA_LATEST_AGGREGATES,
+    ],
+    automation_condition=HOURLY,
+)
+def storage_growth_report(
+    context: dg.AssetExecutionContext,
+    kafka: KafkaResource,
+    mongo: MongoResource,
+    cassandra: CassandraResource,
+) -> dg.MaterializeResult:
+    report = storage_report(stores_for(kafka, mongo, cassandra), _previous(context))
+    return dg.MaterializeResult(metadata={**_storage_tables(report), **flat_numbers(report)})
+
+
+@dg.asset(
+    key=THROUGHPUT_REPORT,
+    description="Ticks per second/minute/hour/day from Kafka offsets, MongoDB and Cassandra; "
+    "ingest-to-write latency p50/p95/p99 for MongoDB and Cassandra; consumer lag; "
+    "dead letters; Spark batch durations from the checkpoint.",
+    group_name=GROUP,
+    kinds={"kafka", "mongodb", "cassandra", "python"},
+    owners=OWNERS,
+    deps=[KAFKA_PRICES, KAFKA_PRICES_DLQ, MONGO_PRICES, CASSANDRA_PRICES_BY_SYMBOL],
+    automation_condition=HOURLY,
+)
+def throughput_report_asset(
+    kafka: KafkaResource, mongo: MongoResource, cassandra: CassandraResource
+) -> dg.MaterializeResult:
+    report = throughput_report(stores_for(kafka, mongo, cassandra))
+    ticks = [{"measured at": store, **rates} for store, rates in report["ticks"].items()]
+    latency = [
+        {"path": path, **values}
+        for path, values in report["latency_ms"].items()
+        if isinstance(values, dict)
+    ]
+    spark = [
+        {"query": name, "batches": query["batches"], **query["duration_s"]}
+        for name, query in report["spark"].items()
+        if isinstance(query, dict)
+    ]
+    return dg.MaterializeResult(
+        metadata={
+            "ticks": markdown_table(
+                ticks, ("measured at", "per_second", "per_minute", "per_hour", "per_day")
+            ),
+            "latency_ms": markdown_table(latency, ("path", "p50", "p95", "p99", "max", "samples")),
+            "spark_batch_s": markdown_table(
+                spark, ("query", "batches", "p50", "p95", "p99", "max")
+            ),
+            **flat_numbers(report),
+        }
+    )

@@ -1,0 +1,12 @@
+"""The sensor that evaluates every automation condition (reports, statistics, checks)."""
+
+import dagster as dg
+
+automation = dg.AutomationConditionSensorDefinition(
+    "automation",
+    target=dg.AssetSelection.all() | dg.AssetSelection.all_asset_checks(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Evaluates the declarative automation conditions: reports hourly, each "
+    "statistics partition when its hour closes, asset checks every 15 minutes.",
+)

@@ -1,0 +1,139 @@
+"""Hourly price statistics, jumps and volatility from MongoDB, one partition per UTC hour.
+
+An hour's partition exists once the hour has closed (`end_offset=0`), so `on_missing`
+materialises each hour when it closes; older hours are backfilled from the UI or with
+`dg launch --assets statistics/price_statistics --partition 2026-01-01-00:00`.
+"""
+
+from typing import Any
+
+import dagster as dg
+
+from crypto_platform.defs.reports.metadata import markdown_table, per_coin
+from crypto_platform.defs.streams.assets import MONGO_PRICES, OWNERS
+from crypto_platform.defs.streams.resources import (
+    CassandraResource,
+    KafkaResource,
+    MongoResource,
+    stores_for,
+)
+from crypto_platform.reports import statistics
+from crypto_platform.reports.statistics import Period
+
+GROUP = "statistics"
+HOURLY = dg.HourlyPartitionsDefinition(start_date="2026-01-01-00:00")
+
+PRICE_STATISTICS = dg.AssetKey(["statistics", "price_statistics"])
+PRICE_JUMPS = dg.AssetKey(["statistics", "price_jumps"])
+VOLATILITY = dg.AssetKey(["statistics", "volatility"])
+
+STATISTICS_COLUMNS = ("symbol", "count", "open", "high", "low", "close", "mean", "stddev",
+                      "change_pct")  # fmt: skip
+JUMP_COLUMNS = ("symbol", "from_time_ms", "to_time_ms", "from_price", "to_price", "move_pct")
+VOLATILITY_COLUMNS = ("symbol", "returns", "latest", "peak")
+
+
+def _hourly(key: dg.AssetKey, description: str) -> dict[str, Any]:
+    return {
+        "key": key,
+        "description": description,
+        "group_name": GROUP,
+        "kinds": {"mongodb", "python"},
+        "owners": OWNERS,
+        "deps": [MONGO_PRICES],
+        "partitions_def": HOURLY,
+        "automation_condition": dg.AutomationCondition.on_missing(),
+    }
+
+
+def _period(context: dg.AssetExecutionContext) -> Period:
+    return Period.hour(context.partition_time_window.start)
+
+
+class JumpConfig(dg.Config):
+    """A move between consecutive ticks larger than this (percent, either way) is a jump."""
+
+    threshold_pct: float = statistics.DEFAULT_JUMP_THRESHOLD_PCT
+
+
+class VolatilityConfig(dg.Config):
+    """How many consecutive log returns the rolling standard deviation spans."""
+
+    window: int = statistics.DEFAULT_VOLATILITY_WINDOW
+
+
+@dg.asset(
+    **_hourly(
+        PRICE_STATISTICS,
+        "Per coin and hour: tick count, open, high, low, close, mean, stddev and change %, "
+        "computed by a MongoDB aggregation pipeline on the server.",
+    )
+)
+def price_statistics(
+    context: dg.AssetExecutionContext,
+    kafka: KafkaResource,
+    mongo: MongoResource,
+    cassandra: CassandraResource,
+) -> dg.MaterializeResult:
+    rows = statistics.price_statistics(stores_for(kafka, mongo, cassandra), _period(context))
+    return dg.MaterializeResult(
+        metadata={
+            "ticks": sum(row["count"] for row in rows),
+            "coins": len(rows),
+            "statistics": markdown_table(rows, STATISTICS_COLUMNS),
+            **per_coin(rows, "change_pct"),
+            **per_coin(rows, "count"),
+        }
+    )
+
+
+@dg.asset(
+    **_hourly(
+        PRICE_JUMPS,
+        "Moves between consecutive ticks of a coin larger than a threshold (default 1 %), "
+        "found with $setWindowFields on the server.",
+    )
+)
+def price_jumps(
+    context: dg.AssetExecutionContext,
+    config: JumpConfig,
+    kafka: KafkaResource,
+    mongo: MongoResource,
+    cassandra: CassandraResource,
+) -> dg.MaterializeResult:
+    rows = statistics.price_jumps(
+        stores_for(kafka, mongo, cassandra), _period(context), config.threshold_pct
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "jumps": len(rows),
+            "threshold_pct": config.threshold_pct,
+            "table": markdown_table(rows, JUMP_COLUMNS),
+        }
+    )
+
+
+@dg.asset(
+    **_hourly(
+        VOLATILITY,
+        "Per coin and hour: rolling standard deviation of log returns over a window of "
+        "consecutive ticks (latest window and peak), computed on the server.",
+    )
+)
+def volatility(
+    context: dg.AssetExecutionContext,
+    config: VolatilityConfig,
+    kafka: KafkaResource,
+    mongo: MongoResource,
+    cassandra: CassandraResource,
+) -> dg.MaterializeResult:
+    rows = statistics.volatility(
+        stores_for(kafka, mongo, cassandra), _period(context), config.window
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "window": config.window,
+            "table": markdown_table(rows, VOLATILITY_COLUMNS),
+            **per_coin(rows, "latest"),
+        }
+    )
