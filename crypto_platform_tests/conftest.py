@@ -38,9 +38,8 @@ def stack_settings(stack: LocalStack) -> Settings:
     return stack.settings
 
 
-@pytest.fixture
-def settings(stack: LocalStack) -> Settings:
-    """The test stack's settings with this test's own topic, group, database and keyspace."""
+def isolated_settings(stack: LocalStack, **update: object) -> Settings:
+    """The stack's settings with a fresh topic, group, database and keyspace (provisioned)."""
     tag = uuid.uuid4().hex[:10]
     isolated = stack.settings.model_copy(
         update={
@@ -49,10 +48,17 @@ def settings(stack: LocalStack) -> Settings:
             "kafka_consumer_group": f"sink-{tag}",
             "mongo_database": f"crypto_{tag}",
             "cassandra_keyspace": f"crypto_{tag}",
+            **update,
         }
     )
     LocalStack(isolated).provision()
     return isolated
+
+
+@pytest.fixture
+def settings(stack: LocalStack) -> Settings:
+    """The test stack's settings with this test's own topic, group, database and keyspace."""
+    return isolated_settings(stack)
 
 
 def run_cli(

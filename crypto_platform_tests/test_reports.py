@@ -1,0 +1,302 @@
+"""Reports and checks on the test stack, with a known tick set through the real pipeline.
+
+The ticks go producer -> Kafka -> MongoDB sink and Spark -> Cassandra; the assets are
+materialised with `dg.materialize`, and every figure is compared with an independent
+computation in plain Python.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from kafka import KafkaProducer
+from pyspark.sql import SparkSession
+
+from crypto_platform.defs.reports.assets import storage_growth_report, throughput_report_asset
+from crypto_platform.defs.statistics.assets import price_jumps, price_statistics, volatility
+from crypto_platform.defs.streams.resources import CassandraResource, KafkaResource, MongoResource
+from crypto_platform.reports import checks
+from crypto_platform.reports.statistics import Period
+from crypto_platform.reports.stores import open_stores
+from crypto_platform.reports.throughput import throughput_report
+from crypto_platform.settings import Settings
+from crypto_platform.spark.job import run_aggregation
+from crypto_platform.spark.session import spark_session
+from crypto_platform.stack import LocalStack
+from crypto_platform.stack.cassandra_server import CassandraServer
+from crypto_platform.stack.mongo_server import MongoServer
+from crypto_platform.storage import cassandra
+from crypto_platform.streaming.sink import MongoSink, run_sink
+from crypto_platform.ticks import Tick
+from crypto_platform_tests.conftest import isolated_settings, run_cli
+from crypto_platform_tests.report_helpers import (
+    BTC_TICKS,
+    ETH_TICKS,
+    JUMPS,
+    STEP_MS,
+    by_symbol,
+    hour_start,
+    planted_ticks,
+    reference_statistics,
+    reference_volatility,
+)
+from crypto_platform_tests.spark_helpers import publish
+
+
+@dataclass(frozen=True)
+class Planted:
+    settings: Settings
+    hour: dt.datetime
+    ticks: list[Tick]
+    other_hour_ticks: list[Tick]
+
+
+@pytest.fixture(scope="module")
+def spark(stack_settings: Settings) -> Iterator[SparkSession]:
+    session = spark_session(stack_settings.model_copy(update={"spark_master": "local[2]"}))
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def planted(
+    stack: LocalStack, spark: SparkSession, tmp_path_factory: pytest.TempPathFactory
+) -> Planted:
+    """The known ticks (and one malformed message) through the whole pipeline."""
+    settings = isolated_settings(
+        stack,
+        spark_checkpoint_dir=tmp_path_factory.mktemp("checkpoints"),
+        check_tick_max_age_s=4 * 3600.0,
+    )
+    hour = hour_start(1)
+    ticks = planted_ticks(hour)
+    other = [
+        Tick.build(source="simulated", symbol="BTC", price=10.0 + i,
+                   event_time_ms=int(hour_start(2).timestamp() * 1000) + i * 1000,
+                   ingest_time_ms=ticks[0].ingest_time_ms)
+        for i in range(4)
+    ]  # fmt: skip
+    publish(settings, ticks + other)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    producer.send(settings.kafka_topic, b"{not a tick", key=b"BTC").get(timeout=30)
+    producer.close()
+    sink = MongoSink(settings)
+    try:
+        stats = run_sink(sink, threading.Event(), until_idle=3)
+    finally:
+        sink.close()
+    assert (stats.inserted, stats.dead_lettered) == (len(ticks) + len(other), 1)
+    run_aggregation(spark, settings, threading.Event(), available_now=True)
+    return Planted(settings, hour, ticks, other)
+
+
+def resources(settings: Settings) -> dict[str, object]:
+    return {
+        "kafka": KafkaResource(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            topic=settings.kafka_topic,
+            dlq_topic=settings.kafka_dlq_topic,
+            consumer_group=settings.kafka_consumer_group,
+        ),
+        "mongo": MongoResource(
+            uri=settings.mongo_uri,
+            database=settings.mongo_database,
+            collection=settings.mongo_collection,
+        ),
+        "cassandra": CassandraResource(
+            hosts=settings.cassandra_hosts,
+            port=settings.cassandra_port,
+            keyspace=settings.cassandra_keyspace,
+        ),
+    }
+
+
+def partition(hour: dt.datetime) -> str:
+    return hour.strftime("%Y-%m-%d-%H:%M")
+
+
+def materialize(asset: dg.AssetsDefinition, planted: Planted, hour: dt.datetime, **config: object):
+    run_config = {"ops": {asset.op.name: {"config": config}}} if config else None
+    result = dg.materialize(
+        [asset],
+        partition_key=partition(hour),
+        resources=resources(planted.settings),
+        run_config=run_config,
+    )
+    assert result.success
+    return result.asset_materializations_for_node(asset.op.name)[0].metadata
+
+
+def test_price_statistics_per_coin_are_exact(planted: Planted) -> None:
+    with open_stores(planted.settings) as stores:
+        from crypto_platform.reports.statistics import price_statistics as compute
+
+        rows = {row["symbol"]: row for row in compute(stores, Period.hour(planted.hour))}
+    expected = reference_statistics(planted.ticks)
+
+    assert set(rows) == {"BTC", "ETH", "SOL"}
+    for symbol, want in expected.items():
+        assert rows[symbol]["count"] == want["count"]
+        for field in ("open", "high", "low", "close"):
+            assert rows[symbol][field] == want[field], (symbol, field)
+        for field in ("mean", "stddev", "change_pct"):
+            assert math.isclose(rows[symbol][field], want[field], rel_tol=1e-9), (symbol, field)
+
+
+def test_price_statistics_asset_materialises_its_hour_only(planted: Planted) -> None:
+    metadata = materialize(price_statistics, planted, planted.hour)
+    other = materialize(price_statistics, planted, hour_start(2))
+
+    assert metadata["ticks"].value == BTC_TICKS + ETH_TICKS + 3
+    assert metadata["count_BTC"].value == BTC_TICKS
+    assert "| BTC | 100 |" in metadata["statistics"].value
+    assert other["ticks"].value == len(planted.other_hour_ticks)
+
+
+def test_price_jumps_are_found_exactly_where_planted(planted: Planted) -> None:
+    metadata = materialize(price_jumps, planted, planted.hour)
+    with open_stores(planted.settings) as stores:
+        from crypto_platform.reports.statistics import price_jumps as compute
+
+        rows = compute(stores, Period.hour(planted.hour), 1.0)
+        wider = compute(stores, Period.hour(planted.hour), 0.4)
+
+    btc = by_symbol(planted.ticks)["BTC"]
+    assert [(r["symbol"], r["to_time_ms"]) for r in rows] == [
+        ("BTC", btc[i].event_time_ms) for (_, i) in sorted(JUMPS)
+    ]
+    for row, ((_, i), move) in zip(rows, sorted(JUMPS.items()), strict=True):
+        assert math.isclose(row["move_pct"], move, rel_tol=1e-9)
+        assert row["from_time_ms"] == btc[i - 1].event_time_ms
+    assert metadata["jumps"].value == 2
+    # ETH moves ±0.5 % every tick: above 0.4 % they are all jumps, as are SOL's.
+    assert len(wider) == 2 + (ETH_TICKS - 1) + 1 + 1
+
+
+def test_volatility_equals_an_independent_computation(planted: Planted) -> None:
+    metadata = materialize(volatility, planted, planted.hour, window=10)
+    with open_stores(planted.settings) as stores:
+        from crypto_platform.reports.statistics import volatility as compute
+
+        rows = {r["symbol"]: r for r in compute(stores, Period.hour(planted.hour), 10)}
+    expected = reference_volatility(planted.ticks, 10)
+
+    for symbol, want in expected.items():
+        assert rows[symbol]["returns"] == want["returns"]
+        for field in ("latest", "peak"):
+            if want[field] is None:
+                assert rows[symbol][field] is None
+            else:
+                assert math.isclose(rows[symbol][field], want[field], rel_tol=1e-9, abs_tol=1e-15)
+    assert math.isclose(metadata["latest_BTC"].value, expected["BTC"]["latest"], rel_tol=1e-9)
+
+
+def du_bytes(path: Path) -> int:
+    out = subprocess.run(["du", "-s", "-B1", str(path)], capture_output=True, text=True)
+    return int(out.stdout.split()[0])
+
+
+def test_storage_report_agrees_with_direct_counts_and_du(planted: Planted) -> None:
+    settings = planted.settings
+    result = run_cli(settings, "report", "storage")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+
+    stored = len(planted.ticks) + len(planted.other_hour_ticks)
+    assert report["mongodb"]["documents"] == stored
+    assert report["ticks"] == stored
+    cluster, session = cassandra.connect(settings)
+    try:
+        for table, figures in report["cassandra"]["tables"].items():
+            count = session.execute(f"SELECT COUNT(*) FROM {settings.cassandra_keyspace}.{table}")
+            assert figures["rows"] == count.one()[0], table
+    finally:
+        cluster.shutdown()
+    assert report["cassandra"]["tables"]["prices_by_symbol"]["rows"] == stored
+    mongo_dir = MongoServer(settings).data_path
+    keyspace_dir = CassandraServer(settings).data_path / "data" / settings.cassandra_keyspace
+    for reported, path in (
+        (report["mongodb"]["data_dir_bytes_on_disk"], mongo_dir),
+        (report["cassandra"]["keyspace_bytes_on_disk"], keyspace_dir),
+    ):
+        assert reported == pytest.approx(du_bytes(path), rel=0.10), path
+    assert report["ingest_rate_per_hour"] == stored
+    assert report["bytes_per_tick"] == pytest.approx(report["total_bytes"] / stored, abs=0.1)
+
+
+def test_storage_asset_measures_growth_between_materialisations(planted: Planted) -> None:
+    with dg.instance_for_test() as instance:
+        for _ in range(2):
+            result = dg.materialize(
+                [storage_growth_report], instance=instance, resources=resources(planted.settings)
+            )
+            assert result.success
+        metadata = result.asset_materializations_for_node(storage_growth_report.op.name)[0].metadata
+
+    assert metadata["mongodb.documents"].value == len(planted.ticks) + 4
+    assert "growth.seconds" in metadata
+    assert "seed 004 arithmetic" in metadata["projection"].value
+
+
+def test_throughput_report_counts_and_latencies(planted: Planted) -> None:
+    settings = planted.settings
+    with open_stores(settings) as stores:
+        report = throughput_report(stores, latency_window_s=4 * 3600)
+    stored = len(planted.ticks) + len(planted.other_hour_ticks)
+
+    assert report["ticks"]["kafka"]["total"] == stored + 1
+    assert report["ticks"]["kafka"]["per_day"] == stored + 1
+    assert report["ticks"]["mongodb"]["per_day"] == stored
+    # Cassandra counts by event time: the planted ticks are from the last two hours.
+    assert report["ticks"]["cassandra"]["per_day"] == stored
+    assert report["consumer_lag"] == 0
+    assert report["dead_letters"] == 1
+    mongo_latency = report["latency_ms"]["ingest_to_mongodb"]
+    cassandra_latency = report["latency_ms"]["ingest_to_cassandra"]
+    assert mongo_latency["samples"] == stored and cassandra_latency["samples"] == stored
+    assert 0 <= mongo_latency["p50"] <= mongo_latency["p95"] <= mongo_latency["p99"]
+    assert 0 <= cassandra_latency["p50"] <= cassandra_latency["p99"]
+    assert report["spark"]["prices"]["batches"] >= 1
+    assert report["spark"]["prices"]["duration_s"]["p50"] > 0
+
+    metadata = materialize_unpartitioned(throughput_report_asset, planted)
+    assert metadata["dead_letters"].value == 1
+    assert "ingest_to_mongodb" in metadata["latency_ms"].value
+
+
+def materialize_unpartitioned(asset: dg.AssetsDefinition, planted: Planted):
+    result = dg.materialize([asset], resources=resources(planted.settings))
+    assert result.success
+    return result.asset_materializations_for_node(asset.op.name)[0].metadata
+
+
+def test_every_check_passes_on_the_good_data(planted: Planted) -> None:
+    with open_stores(planted.settings) as stores:
+        results = checks.run_checks(stores)
+        agree = checks.mongo_cassandra_agree(stores, Period.hour(planted.hour))
+
+    assert [r for r in results if not r["passed"]] == []
+    assert agree.passed, agree.description
+    assert agree.metadata["mongodb_BTC"] == agree.metadata["cassandra_BTC"] == BTC_TICKS
+    completeness = next(r for r in results if r["check"] == "kafka_completeness")
+    assert completeness["metadata"]["in_flight"] == 0
+    assert completeness["metadata"]["dead_letters"] == 1
+
+
+def test_freshness_fails_when_ticks_are_older_than_the_setting(planted: Planted) -> None:
+    settings = planted.settings.model_copy(update={"check_tick_max_age_s": 1.0})
+    with open_stores(settings) as stores:
+        outcome = checks.tick_freshness(stores)
+
+    assert not outcome.passed
+    assert outcome.metadata["stale"] == "BTC, ETH, SOL"
+    assert STEP_MS  # the ticks are at least a few minutes old by construction
