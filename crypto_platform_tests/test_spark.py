@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,15 +11,17 @@ import dagster as dg
 import orjson
 import pytest
 from kafka import KafkaProducer
-from pyspark.sql import SparkSession
+from pyspark.sql import Row, SparkSession
 
 from crypto_platform.defs.analytics.assets import CASSANDRA_AGGREGATES_BY_SYMBOL, spark_aggregation
 from crypto_platform.defs.streams.resources import CassandraResource, KafkaResource, SparkResource
 from crypto_platform.settings import Settings
+from crypto_platform.spark.cassandra_writer import CassandraTarget, write_aggregates
 from crypto_platform.spark.job import AggregationFailed, run_aggregation
 from crypto_platform.spark.kafka_source import SOURCE_NAME
 from crypto_platform.spark.session import spark_session
 from crypto_platform.stack import LocalStack
+from crypto_platform.storage import cassandra
 from crypto_platform.streaming.dead_letters import ORIGIN_OFFSET, REASON
 from crypto_platform.streaming.producer import DeliveryFailed, TickProducer
 from crypto_platform.streaming.sink import MongoSink, run_sink
@@ -265,3 +268,33 @@ def test_the_sink_and_spark_accept_and_reject_the_same_messages_for_the_same_rea
     totals = catch_up(spark, spark_settings)
     assert totals.invalid_rows == len(PARITY_CORPUS) - 3
     assert count_rows(spark_settings, "prices_by_symbol") == 3
+
+
+def test_a_late_tick_never_leaves_latest_aggregates_a_mix_of_two_versions(
+    spark: SparkSession, spark_settings: Settings
+) -> None:
+    start = dt.datetime.fromtimestamp(T0_MS / 1000, dt.UTC)
+    last = start + dt.timedelta(seconds=100)
+
+    def version(count: int, am: float, gm: float) -> Row:
+        return Row(
+            symbol="BTC", window_start=start, window_end=start + dt.timedelta(seconds=300),
+            arithmetic_mean=am, geometric_mean=gm, harmonic_mean=gm - 1, tick_count=count,
+            min_price=1.0, max_price=2.0, first_price=1.0, last_price=2.0, last_event_time=last,
+        )  # fmt: skip
+
+    # A late tick: same last event time, one tick more; each version beats the other on a cell.
+    before, after = version(5, am=20.0, gm=10.0), version(6, am=19.0, gm=11.0)
+    target = CassandraTarget.from_settings(spark_settings)
+    for first, second in ((before, after), (after, before)):
+        write_aggregates(spark.createDataFrame([first]), target)
+        write_aggregates(spark.createDataFrame([second]), target)
+
+        cluster, session = cassandra.connect(spark_settings)
+        try:
+            row = session.execute(
+                f"SELECT * FROM {spark_settings.cassandra_keyspace}.latest_aggregates"
+            ).one()
+        finally:
+            cluster.shutdown()
+        assert (row.tick_count, row.arithmetic_mean, row.geometric_mean) == (6, 19.0, 11.0)

@@ -3,8 +3,9 @@
 Raw prices and latest prices are written from the executors (one session per Python
 worker, unlogged batches of one Cassandra partition each, many in flight); the
 aggregates (a few rows per batch) from the driver. `latest_*` rows are written
-`USING TIMESTAMP` of their event time, so of concurrent, replayed or late writes the
-newest event always wins. Re-running a batch writes the same rows: upserts by primary key.
+`USING TIMESTAMP` of their event time (`latest_aggregates`: of their last event and tick
+count, see `version_timestamp`), so of concurrent, replayed or late writes the newest
+version always wins, whole. Re-running a batch writes the same rows: upserts by primary key.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from crypto_platform.settings import Settings
 from crypto_platform.storage import cassandra
 
 BATCH_ROWS = 100
+VERSIONS_PER_MS = 1_000_000
 CONCURRENCY = 32
 
 
@@ -58,6 +60,17 @@ def session_for(target: CassandraTarget) -> Session:
 
 def _micros(moment: dt.datetime) -> int:
     return int(moment.replace(tzinfo=moment.tzinfo or dt.UTC).timestamp() * 1_000_000)
+
+
+def version_timestamp(last_event_time: dt.datetime, tick_count: int) -> int:
+    """The write timestamp of a `latest_aggregates` version: strictly newer, strictly larger.
+
+    A version is newer when its last event is later, or, with the same last event (a late
+    tick), when it counts more ticks. Two versions never share a timestamp (below a
+    million ticks per window), so Cassandra never resolves a tie cell by cell into a row
+    mixing both: `last event ms * 1_000_000 + tick_count` (fits a 64-bit timestamp).
+    """
+    return _micros(last_event_time) // 1000 * VERSIONS_PER_MS + min(tick_count, VERSIONS_PER_MS - 1)
 
 
 def _day(moment: dt.datetime) -> str:
@@ -192,7 +205,7 @@ def write_aggregates(batch: DataFrame, target: CassandraTarget) -> None:
         latest,
         [
             (r.symbol, seconds, r.window_start, r.window_end, *_aggregate_values(r, now),
-             _micros(r.last_event_time))
+             version_timestamp(r.last_event_time, r.tick_count))
             for r in current_windows(rows).values()
         ],
     )  # fmt: skip
