@@ -25,7 +25,9 @@ def provision_kafka(settings: Settings) -> str:
 def provision_mongodb(settings: Settings) -> str:
     client = mongo.connect(settings)
     try:
-        indexes = mongo.ensure_indexes(mongo.prices_collection(client, settings))
+        indexes = mongo.ensure_indexes(
+            mongo.prices_collection(client, settings), ttl_days=settings.mongo_ttl_days
+        )
     finally:
         client.close()
     where = f"{settings.mongo_database}.{settings.mongo_collection}"
@@ -36,7 +38,10 @@ def provision_cassandra(settings: Settings) -> str:
     cluster, session = cassandra.connect(settings)
     try:
         tables = cassandra.ensure_schema(
-            session, settings.cassandra_keyspace, settings.cassandra_replication_factor
+            session,
+            settings.cassandra_keyspace,
+            settings.cassandra_replication_factor,
+            prices_ttl_days=settings.cassandra_prices_ttl_days,
         )
     finally:
         cluster.shutdown()

@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     mongo_uri: str = "mongodb://127.0.0.1:27017/"
     mongo_database: str = "crypto"
     mongo_collection: str = "prices"
+    # Retention of raw ticks in MongoDB (a TTL index on event_time); None keeps them all.
+    mongo_ttl_days: Annotated[int, Field(ge=1)] | None = None
     # The sink's write concern (always journaled): `majority` on a replica set, so a
     # failover cannot roll back a write whose offset the sink has committed.
     mongo_write_concern: Literal["1", "majority"] = "1"
@@ -107,6 +109,8 @@ class Settings(BaseSettings):
     # CA bundle that signed the nodes' certificates (default: the system's CAs).
     cassandra_tls_cafile: Path | None = None
     cassandra_consistency: CassandraConsistency = "LOCAL_ONE"
+    # Retention of prices_by_symbol (its default_time_to_live); None keeps every row.
+    cassandra_prices_ttl_days: Annotated[int, Field(ge=1)] | None = None
     # Only the local stack uses these: the node's internal ports and its heap.
     cassandra_storage_port: Annotated[int, Field(ge=1, le=65535)] = 7000
     cassandra_ssl_storage_port: Annotated[int, Field(ge=1, le=65535)] = 7001

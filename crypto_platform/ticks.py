@@ -6,6 +6,7 @@ Kafka bytes through `Tick.from_json`, and both get the same rules and the same e
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import time
 from typing import Annotated, Any, Literal
@@ -92,9 +93,14 @@ class Tick(BaseModel):
         return self.model_dump_json(exclude_none=True).encode()
 
     def to_document(self) -> dict[str, Any]:
-        """The MongoDB document: the tick's fields with `_id` = its identity."""
+        """The MongoDB document: the tick's fields, `_id` = its identity, and `event_time`.
+
+        `event_time` is the event time as a date: what a TTL index (CRYPTO_MONGO_TTL_DAYS)
+        and date queries need, since MongoDB expires documents by a date field only.
+        """
         document = self.model_dump(exclude_none=True)
         document["_id"] = self.identity
+        document["event_time"] = dt.datetime.fromtimestamp(self.event_time_ms / 1000, dt.UTC)
         return document
 
     @classmethod

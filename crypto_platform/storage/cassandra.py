@@ -95,8 +95,18 @@ def connect(settings: Settings, *, connect_timeout: float = 10.0) -> tuple[Clust
     return cluster, cluster.connect()
 
 
-def ensure_schema(session: Session, keyspace: str, replication_factor: int = 1) -> list[str]:
-    """Create the keyspace and the four tables if missing; return the table names."""
+def ensure_schema(
+    session: Session,
+    keyspace: str,
+    replication_factor: int = 1,
+    *,
+    prices_ttl_days: int | None = None,
+) -> list[str]:
+    """Create the keyspace and the four tables if missing; return the table names.
+
+    `prices_ttl_days` (CRYPTO_CASSANDRA_PRICES_TTL_DAYS) is prices_by_symbol's default TTL,
+    set or changed in place (None: 0, rows never expire); it applies to rows written after.
+    """
     session.execute(
         f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
         f"{{'class': 'SimpleStrategy', 'replication_factor': {int(replication_factor)}}}"
@@ -104,7 +114,15 @@ def ensure_schema(session: Session, keyspace: str, replication_factor: int = 1) 
     for statement in TABLES.values():
         session.execute(statement.format(ks=keyspace))
     _add_missing_columns(session, keyspace)
+    _set_default_ttl(session, keyspace, "prices_by_symbol", (prices_ttl_days or 0) * 86_400)
     return list(TABLES)
+
+
+def _set_default_ttl(session: Session, keyspace: str, table: str, ttl_s: int) -> None:
+    session.cluster.refresh_table_metadata(keyspace, table)
+    options = session.cluster.metadata.keyspaces[keyspace].tables[table].options
+    if int(options.get("default_time_to_live") or 0) != ttl_s:
+        session.execute(f"ALTER TABLE {keyspace}.{table} WITH default_time_to_live = {int(ttl_s)}")
 
 
 def _add_missing_columns(session: Session, keyspace: str) -> None:

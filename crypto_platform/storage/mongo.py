@@ -23,6 +23,30 @@ def prices_collection(client: MongoClient, settings: Settings) -> Collection:
     return client[settings.mongo_database][settings.mongo_collection]
 
 
-def ensure_indexes(collection: Collection) -> list[str]:
-    """Create the price indexes if missing (create_index is idempotent); return their names."""
-    return [collection.create_index(keys, name=name) for name, keys in PRICE_INDEXES]
+# Expires a tick `ttl_days` after its event time (CRYPTO_MONGO_TTL_DAYS).
+TTL_INDEX = "event_time_ttl"
+DAY_S = 86_400
+
+
+def ensure_indexes(collection: Collection, *, ttl_days: int | None = None) -> list[str]:
+    """Create the price indexes if missing, and set the TTL; return the index names.
+
+    Idempotent and changeable later: a new `ttl_days` retunes the TTL index in place
+    (collMod), None drops it (ticks are kept).
+    """
+    names = [collection.create_index(keys, name=name) for name, keys in PRICE_INDEXES]
+    current = collection.index_information().get(TTL_INDEX)
+    if ttl_days is None:
+        if current:
+            collection.drop_index(TTL_INDEX)
+        return names
+    expire_s = ttl_days * DAY_S
+    if current is None:
+        collection.create_index("event_time", name=TTL_INDEX, expireAfterSeconds=expire_s)
+    elif current.get("expireAfterSeconds") != expire_s:
+        collection.database.command(
+            "collMod",
+            collection.name,
+            index={"name": TTL_INDEX, "expireAfterSeconds": expire_s},
+        )
+    return [*names, TTL_INDEX]

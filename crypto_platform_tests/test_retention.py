@@ -1,0 +1,78 @@
+"""Retention settings: a MongoDB TTL index and a Cassandra default TTL on raw prices."""
+
+from __future__ import annotations
+
+from crypto_platform.settings import Settings
+from crypto_platform.storage import cassandra, mongo
+from crypto_platform.ticks import Tick, now_ms
+from crypto_platform_tests.conftest import run_cli
+from crypto_platform_tests.streaming_helpers import wait_for
+
+DAY_MS = 86_400_000
+
+
+def provision(settings: Settings, system: str, **variables: str) -> None:
+    result = run_cli(settings, "provision", system, env_override=variables)
+    assert result.returncode == 0, result.stderr
+
+
+def tick(event_time_ms: int) -> Tick:
+    return Tick(
+        source="simulated",
+        symbol="BTC",
+        price=1.0,
+        event_time_ms=event_time_ms,
+        ingest_time_ms=event_time_ms,
+    )
+
+
+def test_mongo_ttl_expires_old_ticks_and_can_be_changed_or_removed(settings: Settings) -> None:
+    old, new = tick(now_ms() - 3 * DAY_MS), tick(now_ms())
+    client = mongo.connect(settings)
+    try:
+        prices = mongo.prices_collection(client, settings)
+        prices.insert_many([old.to_document(), new.to_document()])
+
+        provision(settings, "mongodb", CRYPTO_MONGO_TTL_DAYS="1")
+        assert prices.index_information()[mongo.TTL_INDEX]["expireAfterSeconds"] == 86_400
+        # MongoDB's TTL monitor (and the local server's) runs once a minute.
+        wait_for(
+            lambda: prices.find_one({"_id": old.identity}) is None, 150, "the old tick to expire"
+        )
+        assert prices.find_one({"_id": new.identity}) is not None
+
+        provision(settings, "mongodb", CRYPTO_MONGO_TTL_DAYS="30")
+        assert prices.index_information()[mongo.TTL_INDEX]["expireAfterSeconds"] == 30 * 86_400
+        provision(settings, "mongodb")  # off again: the index goes, the ticks stay
+        assert mongo.TTL_INDEX not in prices.index_information()
+        assert prices.find_one({"_id": new.identity}) is not None
+    finally:
+        client.close()
+
+
+def test_cassandra_prices_ttl_is_set_changed_and_removed(settings: Settings) -> None:
+    cluster, session = cassandra.connect(settings)
+    table = f"{settings.cassandra_keyspace}.prices_by_symbol"
+
+    def insert_and_read_ttl(symbol: str) -> int | None:
+        session.execute(
+            f"INSERT INTO {table} (symbol, day, event_time, source, price) "
+            "VALUES (%s, '2026-11-23', 0, 'simulated', 1.0)",
+            [symbol],
+        )
+        row = session.execute(
+            f"SELECT TTL(price) AS ttl FROM {table} WHERE symbol = %s AND day = '2026-11-23'",
+            [symbol],
+        ).one()
+        return row.ttl
+
+    try:
+        provision(settings, "cassandra", CRYPTO_CASSANDRA_PRICES_TTL_DAYS="2")
+        assert 0 < insert_and_read_ttl("BTC") <= 2 * 86_400
+        provision(settings, "cassandra", CRYPTO_CASSANDRA_PRICES_TTL_DAYS="2")  # idempotent
+        provision(settings, "cassandra", CRYPTO_CASSANDRA_PRICES_TTL_DAYS="7")
+        assert 2 * 86_400 < insert_and_read_ttl("ETH") <= 7 * 86_400
+        provision(settings, "cassandra")
+        assert insert_and_read_ttl("SOL") is None
+    finally:
+        cluster.shutdown()
