@@ -12,6 +12,7 @@ from crypto_platform.defs.streams.resources import (
     MongoResource,
     stores_for,
 )
+from crypto_platform.defs.unreachable import explained
 from crypto_platform.reports.checks import CHECKS, Check
 
 EVERY_15_MINUTES: dg.AutomationCondition[dg.AssetCheckKey] = (
@@ -30,7 +31,9 @@ def _definition(check: Check) -> dg.AssetChecksDefinition:
     def run(
         kafka: KafkaResource, mongo: MongoResource, cassandra: CassandraResource
     ) -> dg.AssetCheckResult:
-        outcome = check.run(stores_for(kafka, mongo, cassandra))
+        stores = stores_for(kafka, mongo, cassandra)
+        with explained(stores.settings):
+            outcome = check.run(stores)
         return dg.AssetCheckResult(
             passed=outcome.passed,
             severity=dg.AssetCheckSeverity(check.severity),

@@ -23,6 +23,7 @@ from crypto_platform.defs.streams.resources import (
     MongoResource,
     stores_for,
 )
+from crypto_platform.defs.unreachable import explained
 from crypto_platform.reports.storage import Previous, storage_report
 from crypto_platform.reports.throughput import throughput_report
 
@@ -103,7 +104,9 @@ def storage_growth_report(
     mongo: MongoResource,
     cassandra: CassandraResource,
 ) -> dg.MaterializeResult:
-    report = storage_report(stores_for(kafka, mongo, cassandra), _previous(context))
+    stores = stores_for(kafka, mongo, cassandra)
+    with explained(stores.settings):
+        report = storage_report(stores, _previous(context))
     return dg.MaterializeResult(metadata={**_storage_tables(report), **flat_numbers(report)})
 
 
@@ -121,7 +124,9 @@ def storage_growth_report(
 def throughput_report_asset(
     kafka: KafkaResource, mongo: MongoResource, cassandra: CassandraResource
 ) -> dg.MaterializeResult:
-    report = throughput_report(stores_for(kafka, mongo, cassandra))
+    stores = stores_for(kafka, mongo, cassandra)
+    with explained(stores.settings):
+        report = throughput_report(stores)
     ticks = [{"measured at": store, **rates} for store, rates in report["ticks"].items()]
     latency = [
         {"path": path, **values}

@@ -17,6 +17,7 @@ from crypto_platform.defs.streams.resources import (
     MongoResource,
     stores_for,
 )
+from crypto_platform.defs.unreachable import explained
 from crypto_platform.reports import statistics
 from crypto_platform.reports.statistics import Period
 
@@ -75,7 +76,9 @@ def price_statistics(
     mongo: MongoResource,
     cassandra: CassandraResource,
 ) -> dg.MaterializeResult:
-    rows = statistics.price_statistics(stores_for(kafka, mongo, cassandra), _period(context))
+    stores = stores_for(kafka, mongo, cassandra)
+    with explained(stores.settings):
+        rows = statistics.price_statistics(stores, _period(context))
     return dg.MaterializeResult(
         metadata={
             "ticks": sum(row["count"] for row in rows),
@@ -101,9 +104,9 @@ def price_jumps(
     mongo: MongoResource,
     cassandra: CassandraResource,
 ) -> dg.MaterializeResult:
-    rows = statistics.price_jumps(
-        stores_for(kafka, mongo, cassandra), _period(context), config.threshold_pct
-    )
+    stores = stores_for(kafka, mongo, cassandra)
+    with explained(stores.settings):
+        rows = statistics.price_jumps(stores, _period(context), config.threshold_pct)
     return dg.MaterializeResult(
         metadata={
             "jumps": len(rows),
@@ -127,9 +130,9 @@ def volatility(
     mongo: MongoResource,
     cassandra: CassandraResource,
 ) -> dg.MaterializeResult:
-    rows = statistics.volatility(
-        stores_for(kafka, mongo, cassandra), _period(context), config.window
-    )
+    stores = stores_for(kafka, mongo, cassandra)
+    with explained(stores.settings):
+        rows = statistics.volatility(stores, _period(context), config.window)
     return dg.MaterializeResult(
         metadata={
             "window": config.window,
