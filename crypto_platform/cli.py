@@ -386,6 +386,21 @@ def topics(ctx: click.Context) -> None:
 
 
 @cli.group()
+def dlq() -> None:
+    """The dead-letter topic."""
+
+
+@dlq.command("replay")
+@click.pass_context
+def dlq_replay(ctx: click.Context) -> None:
+    """Re-publish dead letters that are valid now to the tick topic (each one only once)."""
+    from crypto_platform.streaming.dlq_replay import replay_dead_letters
+
+    settings = _settings(ctx)
+    click.echo(replay_dead_letters(settings).summary(settings))
+
+
+@cli.group()
 def report() -> None:
     """Print a report as JSON (the same code as the Dagster report assets)."""
 

@@ -1,0 +1,121 @@
+"""`crypto-platform dlq replay`: after a fix, send dead letters back to the tick topic.
+
+Each dead letter is checked by the tick's one validation (`Tick.from_json`): a valid one
+goes back to the tick topic with its original key and bytes, so it keeps its identity
+and MongoDB stores it once, whatever was replayed before; an invalid one stays in the
+dead-letter topic and is counted by reason. A truncated copy (see `dead_letters`) lacks
+its original bytes and cannot be replayed. The replay reads the dead-letter topic with a
+consumer group of its own and commits only after every re-publication is acknowledged,
+so a second replay republishes nothing it already did.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.producer.future import FutureRecordMetadata
+from kafka.structs import OffsetAndMetadata
+
+from crypto_platform.errors import PlatformError
+from crypto_platform.settings import Settings
+from crypto_platform.streaming.dead_letters import TRUNCATED
+from crypto_platform.streaming.kafka_options import kafka_client_options
+from crypto_platform.ticks import InvalidTick, Tick
+
+__all__ = ["ReplayFailed", "ReplayStats", "replay_dead_letters", "replay_group"]
+
+# Where a re-published tick came from: `<dlq topic>[<partition>]@<offset>`.
+REPLAYED_FROM = "dlq.replayed_from"
+
+
+class ReplayFailed(PlatformError):
+    """A re-published tick was not acknowledged: nothing was committed, replay again."""
+
+
+@dataclass
+class ReplayStats:
+    """What one replay did with the dead letters it had not seen before."""
+
+    replayed: int = 0
+    still_invalid: Counter[str] = field(default_factory=Counter)
+    truncated: int = 0
+
+    def summary(self, settings: Settings) -> str:
+        line = (
+            f"replayed {self.replayed} dead letters from {settings.kafka_dlq_topic} to "
+            f"{settings.kafka_topic}; {sum(self.still_invalid.values())} still invalid"
+        )
+        if self.truncated:
+            line += f", {self.truncated} truncated (their original bytes were too large to keep)"
+        for reason, count in self.still_invalid.most_common(5):
+            line += f"\n  {count} x {reason}"
+        return line
+
+
+def replay_group(settings: Settings) -> str:
+    """The replay's own consumer group on the dead-letter topic."""
+    return f"{settings.kafka_consumer_group}-dlq-replay"
+
+
+def replay_dead_letters(settings: Settings, *, timeout_s: float = 30.0) -> ReplayStats:
+    """Replay every dead letter the replay group has not committed yet; see the module doc."""
+    options = kafka_client_options(settings)
+    consumer = KafkaConsumer(
+        **options,
+        group_id=replay_group(settings),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    producer = KafkaProducer(**options, acks="all", enable_idempotence=True, linger_ms=5)
+    try:
+        partitions = [
+            TopicPartition(settings.kafka_dlq_topic, partition)
+            for partition in consumer.partitions_for_topic(settings.kafka_dlq_topic) or []
+        ]
+        consumer.assign(partitions)
+        ends = consumer.end_offsets(partitions)
+        stats = ReplayStats()
+        sent: list[FutureRecordMetadata] = []
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            for records in consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    if record.offset < ends[TopicPartition(record.topic, record.partition)]:
+                        sent.extend(_replay(record, settings, producer, stats))
+        producer.flush(timeout=timeout_s)
+        for future in sent:
+            if not future.succeeded():
+                raise ReplayFailed(
+                    f"re-publishing to {settings.kafka_topic} failed ({future.exception}); "
+                    "nothing was committed: run the replay again"
+                )
+        consumer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in partitions})
+        return stats
+    finally:
+        producer.close(timeout=10)
+        consumer.close()
+
+
+def _replay(
+    record: ConsumerRecord, settings: Settings, producer: KafkaProducer, stats: ReplayStats
+) -> list[FutureRecordMetadata]:
+    headers = dict(record.headers or [])
+    if TRUNCATED in headers:
+        stats.truncated += 1
+        return []
+    try:
+        Tick.from_json(record.value)
+    except InvalidTick as error:
+        stats.still_invalid[error.reason] += 1
+        return []
+    stats.replayed += 1
+    origin = f"{record.topic}[{record.partition}]@{record.offset}"
+    future = producer.send(
+        settings.kafka_topic,
+        key=record.key,
+        value=record.value,
+        headers=[(REPLAYED_FROM, origin.encode())],
+    )
+    return [future]
