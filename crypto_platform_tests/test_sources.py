@@ -19,7 +19,7 @@ from crypto_platform.sources.coinranking import CoinrankingSource
 from crypto_platform.sources.http import SourceUnavailable
 from crypto_platform.sources.replay import ReplaySource
 from crypto_platform.sources.simulated import SimulatedSource
-from crypto_platform.ticks import Tick
+from crypto_platform.ticks import Tick, now_ms
 from crypto_platform_tests.fake_internet import (
     FakeApi,
     FakeBinanceStream,
@@ -299,3 +299,15 @@ def test_auto_falls_back_to_simulated_loudly(
 def test_unknown_source_name_is_a_clear_error() -> None:
     with pytest.raises(ConfigurationError, match="unknown source 'nasdaq'"):
         build_source(load_settings(), source="nasdaq")
+
+
+def test_a_restarted_simulator_reuses_no_identity(tmp_path: Path) -> None:
+    mark = tmp_path / "mark"
+    first = SimulatedSource(["BTC", "ETH"], state_file=mark)
+    ran_ahead = [first.next_tick("BTC") for _ in range(5_000)]  # far ahead of the clock
+    assert ran_ahead[-1].event_time_ms > now_ms() + 1_000
+
+    restarted = SimulatedSource(["BTC", "ETH"], state_file=mark)
+    after = [restarted.next_tick("BTC") for _ in range(100)]
+
+    assert not {t.identity for t in ran_ahead} & {t.identity for t in after}

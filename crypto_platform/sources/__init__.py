@@ -42,7 +42,7 @@ def build_source(
     if name == "coinranking":
         return CoinrankingSource(symbols, settings.coinranking_base_url, interval, api_key)
     if name == "simulated":
-        return SimulatedSource(symbols, seed=seed, rate=rate)
+        return SimulatedSource(symbols, seed=seed, rate=rate, state_file=simulated_mark(settings))
     if name == "replay":
         if replay_file is None:
             raise ConfigurationError("the replay source needs a file: pass --replay-file FILE")
@@ -89,4 +89,14 @@ def _first_live_source(
         "source=simulated. Set CRYPTO_SOURCE to choose a source explicitly.",
         "; ".join(reasons),
     )
-    return SimulatedSource(symbols, seed=seed, rate=rate or len(symbols) / interval)
+    return SimulatedSource(
+        symbols,
+        seed=seed,
+        rate=rate or len(symbols) / interval,
+        state_file=simulated_mark(settings),
+    )
+
+
+def simulated_mark(settings: Settings) -> Path:
+    """Where the simulator keeps its high-water mark, so a restart reuses no identity."""
+    return settings.data_dir / "simulated-high-water-mark"

@@ -1,20 +1,29 @@
 """Offline prices: seeded geometric Brownian motion per coin, at any rate.
 
-The price path is deterministic for a seed; event times follow the wall clock (strictly
-increasing per symbol, so identities never collide even at full speed).
+The price path is deterministic for a seed; event times follow the wall clock, strictly
+increasing per symbol, so identities never collide even at full speed. At full speed event
+time runs ahead of the clock (one millisecond per tick and symbol): a high-water mark kept
+in a small file (`state_file`) makes a restarted source start after every event time the
+last run may have used, and the source waits rather than run more than `MAX_AHEAD_MS` ahead
+(the tick rule refuses event times far ahead of ingest time).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
+import os
 import random
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from crypto_platform.sources.base import PriceSource
-from crypto_platform.ticks import Tick, now_ms
+from crypto_platform.ticks import MAX_EVENT_AHEAD_MS, Tick, now_ms
+
+log = logging.getLogger(__name__)
 
 # Realistic start prices (USD) and annualised volatilities.
 START_PRICES = {
@@ -24,6 +33,8 @@ START_PRICES = {
 }  # fmt: skip
 SECONDS_PER_YEAR = 365 * 24 * 3600
 BATCH_AT_FULL_SPEED = 500
+MAX_AHEAD_MS = MAX_EVENT_AHEAD_MS // 2
+RESERVE_MS = 5_000  # event time reserved in the state file at a time
 
 
 def _start(symbol: str) -> tuple[float, float]:
@@ -45,6 +56,7 @@ class SimulatedSource(PriceSource):
         seed: int = 42,
         rate: float | None = None,
         step_seconds: float = 1.0,
+        state_file: Path | None = None,
     ) -> None:
         super().__init__(symbols)
         self.rate = rate
@@ -52,7 +64,9 @@ class SimulatedSource(PriceSource):
         self._prices = {symbol: _start(symbol)[0] for symbol in symbols}
         self._sigma = {symbol: _start(symbol)[1] for symbol in symbols}
         self._dt = step_seconds / SECONDS_PER_YEAR
-        self._last_ms = {symbol: 0 for symbol in symbols}
+        self._state_file = state_file
+        self._reserved = _read_mark(state_file)
+        self._last_ms = dict.fromkeys(symbols, self._reserved)
 
     def next_tick(self, symbol: str) -> Tick:
         """Advance `symbol` one step and return its tick."""
@@ -62,7 +76,11 @@ class SimulatedSource(PriceSource):
         self._prices[symbol] *= math.exp(drift + sigma * math.sqrt(self._dt) * shock)
         now = now_ms()
         event_ms = max(now, self._last_ms[symbol] + 1)
+        if event_ms - now > MAX_AHEAD_MS:
+            time.sleep((event_ms - now - MAX_AHEAD_MS) / 1000)
         self._last_ms[symbol] = event_ms
+        if event_ms > self._reserved:
+            self._reserve(event_ms + RESERVE_MS)
         self.stats.ticks += 1
         # Validated like any tick: pydantic-core's validator is 3x faster than
         # model_construct (pure Python), and this is the benchmark's hot path.
@@ -97,3 +115,26 @@ class SimulatedSource(PriceSource):
                 batch.append(self.next_tick(symbols[index % len(symbols)]))
                 index += 1
             yield batch
+
+    def _reserve(self, until_ms: int) -> None:
+        """Record that event times up to `until_ms` may be used (before using them)."""
+        self._reserved = until_ms
+        if self._state_file is None:
+            return
+        try:
+            self._state_file.parent.mkdir(parents=True, exist_ok=True)
+            partial = self._state_file.with_suffix(".tmp")
+            partial.write_text(str(until_ms))
+            os.replace(partial, self._state_file)
+        except OSError as error:
+            log.warning(
+                "simulated: cannot keep the high-water mark in %s: %s", self._state_file, error
+            )
+
+
+def _read_mark(state_file: Path | None) -> int:
+    """The last run's reserved event time (0 when there is none)."""
+    try:
+        return int(state_file.read_text()) if state_file is not None else 0
+    except (OSError, ValueError):
+        return 0
