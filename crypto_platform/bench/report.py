@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib.metadata
 import json
 import os
 import platform
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,21 @@ TARGETS = {
     "latency_p99_ms_1000": ("<", 500.0),
     "spark_catchup_rows_per_s": (">=", 20_000),
     "spark_batch_p50_s": ("<", 1.5),
+    "api_rps_ratio": (">=", 0.5),
+    "api_p99_ms_200": ("<", 50.0),
+    "push_p99_ms": ("<", 1000.0),
+}
+# Where each headline figure sits in the results (a run of the API part alone has only those).
+HEADLINES: dict[str, Callable[[dict[str, Any]], float]] = {
+    "producer_ratio": lambda r: r["producer"]["ratio"],
+    "sink_ratio": lambda r: r["sink"]["ratio"],
+    "latency_p99_ms_100": lambda r: r["latency"]["100"]["p99_ms"],
+    "latency_p99_ms_1000": lambda r: r["latency"]["1000"]["p99_ms"],
+    "spark_catchup_rows_per_s": lambda r: r["spark"]["catch_up"]["rows_per_s"],
+    "spark_batch_p50_s": lambda r: r["spark"]["micro_batches"]["p50_s"],
+    "api_rps_ratio": lambda r: r["api"]["ratio"],
+    "api_p99_ms_200": lambda r: r["api"]["paced"]["p99_ms"],
+    "push_p99_ms": lambda r: r["api"]["push"]["p99_ms"],
 }
 PACKAGES = (
     "kafka-python",
@@ -38,21 +55,18 @@ def _version(package: str) -> str:
 def summarise(results: dict[str, Any], *, quick: bool) -> dict[str, Any]:
     """The results with the headline figures at the top level, the machine and versions."""
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    headline = {
-        "producer_ratio": results["producer"]["ratio"],
-        "sink_ratio": results["sink"]["ratio"],
-        "latency_p99_ms_100": results["latency"]["100"]["p99_ms"],
-        "latency_p99_ms_1000": results["latency"]["1000"]["p99_ms"],
-        "spark_catchup_rows_per_s": results["spark"]["catch_up"]["rows_per_s"],
-        "spark_batch_p50_s": results["spark"]["micro_batches"]["p50_s"],
-    }
+    headline = {}
+    for key, pick in HEADLINES.items():
+        with contextlib.suppress(KeyError):
+            headline[key] = pick(results)
     met = {}
     for key, (operator, bound) in TARGETS.items():
-        value = headline[key]
-        met[key] = value >= bound if operator == ">=" else value < bound
+        if key in headline:
+            value = headline[key]
+            met[key] = value >= bound if operator == ">=" else value < bound
     return {
         **headline,
-        "targets": {key: f"{op} {bound}" for key, (op, bound) in TARGETS.items()},
+        "targets": {key: f"{op} {bound}" for key, (op, bound) in TARGETS.items() if key in met},
         "targets_met": met,
         "quick": quick,
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -70,7 +84,6 @@ def summarise(results: dict[str, Any], *, quick: bool) -> dict[str, Any]:
 def markdown(summary: dict[str, Any]) -> str:
     """The table a person reads: each figure, its bare baseline, the ratio, the target."""
     d = summary["details"]
-    p, s, lat, sp = d["producer"], d["sink"], d["latency"], d["spark"]
     ok = {key: ("met" if value else "MISSED") for key, value in summary["targets_met"].items()}
     machine = summary["machine"]
     lines = [
@@ -80,6 +93,28 @@ def markdown(summary: dict[str, Any]) -> str:
         "",
         "| measurement | ours | bare baseline (same run) | ratio / figure | target |",
         "| --- | ---: | ---: | ---: | --- |",
+    ]
+    if "producer" in d:
+        lines += _pipeline_rows(d, ok)
+    if "api" in d:
+        lines += _api_rows(d["api"], ok)
+    if "scaling" in d:
+        lines += [
+            "",
+            "| symbols | producer ticks/s | sink ticks/s | Spark catch-up rows/s |",
+            "| ---: | ---: | ---: | ---: |",
+        ]
+        lines += [
+            f"| {row['symbols']:,} | {row['producer_per_s']:,} | {row['sink_per_s']:,} | "
+            f"{row['spark_rows_per_s']:,} |"
+            for row in d["scaling"]
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _pipeline_rows(d: dict[str, Any], ok: dict[str, str]) -> list[str]:
+    p, s, lat, sp = d["producer"], d["sink"], d["latency"], d["spark"]
+    lines = [
         f"| producer, ticks/s ({p['ticks']:,} ticks) | {p['ours_per_s']:,} | {p['bare_per_s']:,} "
         f"(kafka-python send loop) | {p['ratio']} | >= 0.9: {ok['producer_ratio']} |",
         f"| MongoDB sink, ticks/s ({s['ticks']:,} ticks) | {s['ours_per_s']:,} | consume "
@@ -101,22 +136,36 @@ def markdown(summary: dict[str, Any]) -> str:
         f"| Spark micro-batch at 1000 ticks/s, s (prices / aggregates) | p50 "
         f"{m['prices']['p50_s']} / {m['aggregates']['p50_s']}, p99 {m['prices']['p99_s']} / "
         f"{m['aggregates']['p99_s']} | - | p50 {m['p50_s']} | < 1.5: {ok['spark_batch_p50_s']} |",
-        "",
-        "| symbols | producer ticks/s | sink ticks/s | Spark catch-up rows/s |",
-        "| ---: | ---: | ---: | ---: |",
     ]
-    lines += [
-        f"| {row['symbols']:,} | {row['producer_per_s']:,} | {row['sink_per_s']:,} | "
-        f"{row['spark_rows_per_s']:,} |"
-        for row in d["scaling"]
+    return lines
+
+
+def _api_rows(a: dict[str, Any], ok: dict[str, str]) -> list[str]:
+    loaded, paced, push = a["api"], a["paced"], a["push"]
+    return [
+        f"| API `/latestPrice/{{symbol}}`, requests/s ({a['clients']} clients, "
+        f"{a['seconds']:.0f} s) | {loaded['rps']:,} (p50 {loaded['p50_ms']} ms, "
+        f"p99 {loaded['p99_ms']} ms) | "
+        f"{a['bare_per_s']:,} (cassandra-driver loop, same query) | {a['ratio']} | "
+        f">= 0.5: {ok['api_rps_ratio']} |",
+        f"| API at {paced['rate']} requests/s, ms ({paced['requests']:,} requests) | p50 "
+        f"{paced['p50_ms']}, p99 {paced['p99_ms']} | - | p99 {paced['p99_ms']} | "
+        f"< 50: {ok['api_p99_ms_200']} |",
+        f"| push delay, Cassandra write to `/stream` client, ms ({push['samples']} prices) | p50 "
+        f"{push['p50_ms']}, p99 {push['p99_ms']} | - | p99 {push['p99_ms']} | "
+        f"< 1000: {ok['push_p99_ms']} |",
     ]
-    return "\n".join(lines) + "\n"
 
 
 def write(summary: dict[str, Any], directory: Path) -> tuple[Path, Path]:
-    """`<stamp>[-quick].json/.md` and `latest[-quick].json/.md` under `directory`."""
+    """`<stamp>[-quick][-api].json/.md` and `latest[-quick][-api].json/.md` under `directory`.
+
+    A run of the API part alone is `-api`, so it never replaces a whole run's results.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    kind = "-quick" if summary["quick"] else ""
+    kind = ("-quick" if summary["quick"] else "") + (
+        "" if "producer" in summary["details"] else "-api"
+    )
     stamp = summary["generated_at"].replace(":", "").replace("+0000", "Z")
     text = json.dumps(summary, indent=2, default=str)
     table = markdown(summary)

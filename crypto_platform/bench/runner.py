@@ -32,24 +32,31 @@ class Sizes:
     microbatch_seconds: float
     scaling_ticks: int
     scaling_symbols: tuple[int, ...] = (3, 100, 1000)
+    api_seconds: float = 20.0
 
 
-QUICK = Sizes(30_000, 30_000, 10, 30_000, 20, 10_000)
+QUICK = Sizes(30_000, 30_000, 10, 30_000, 20, 10_000, api_seconds=8.0)
 FULL = Sizes(200_000, 200_000, 30, 100_000, 60, 50_000)
 
 
 def run_benchmark(
-    settings: Settings, *, quick: bool, own_stack: bool, say: Callable[[str], None] = log.info
+    settings: Settings,
+    *,
+    quick: bool,
+    own_stack: bool,
+    api_only: bool = False,
+    say: Callable[[str], None] = log.info,
 ) -> dict[str, Any]:
-    """Every measurement; on a stack of its own (started and stopped here) or the given one."""
+    """Every measurement (or the API's alone); on a stack of its own or the given one."""
+    measure = _measure_api if api_only else _measure
     if not own_stack:
-        return _measure(settings, QUICK if quick else FULL, say)
+        return measure(settings, QUICK if quick else FULL, say)
     with tempfile.TemporaryDirectory(prefix="crypto-bench-") as scratch:
         stack = LocalStack(ephemeral_settings(Path(scratch)))
         say(f"starting a stack of its own in {scratch}")
         stack.up(progress=lambda _: None)
         try:
-            return _measure(stack.settings, QUICK if quick else FULL, say)
+            return measure(stack.settings, QUICK if quick else FULL, say)
         finally:
             stack.down(progress=lambda _: None)
 
@@ -59,13 +66,7 @@ def _measure(settings: Settings, sizes: Sizes, say: Callable[[str], None]) -> di
 
     three = symbols(3)
     results: dict[str, Any] = {}
-
-    def step(name: str, measure: Callable[[], Any]) -> Any:
-        started = time.monotonic()
-        value = measure()
-        say(f"{name}: {value} ({time.monotonic() - started:.0f}s)")
-        return value
-
+    step = partial(_step, say)
     results["producer"] = step(
         "producer", lambda: streaming.producer_throughput(settings, sizes.producer_ticks, three)
     )
@@ -100,7 +101,21 @@ def _measure(settings: Settings, sizes: Sizes, say: Callable[[str], None]) -> di
         ]
     finally:
         spark.stop()
-    return results
+    return results | _measure_api(settings, sizes, say)
+
+
+def _measure_api(settings: Settings, sizes: Sizes, say: Callable[[str], None]) -> dict[str, Any]:
+    from crypto_platform.bench.api import api_throughput_and_latency
+
+    measured = partial(api_throughput_and_latency, settings, sizes.api_seconds)
+    return {"api": _step(say, "API and push", measured)}
+
+
+def _step(say: Callable[[str], None], name: str, measure: Callable[[], Any]) -> Any:
+    started = time.monotonic()
+    value = measure()
+    say(f"{name}: {value} ({time.monotonic() - started:.0f}s)")
+    return value
 
 
 def _scaled(spark: Any, settings: Settings, sizes: Sizes, count: int) -> dict[str, Any]:
