@@ -3,13 +3,16 @@
 No package here ships spark-sql-kafka, so this reads Kafka with kafka-python: one Spark
 input partition per Kafka partition, offsets checkpointed by Spark as JSON
 (`{"0": 1200, "1": 980}`), `startingOffsets` earliest or latest, `maxOffsetsPerTrigger`,
-`Trigger.AvailableNow`, and every `kafka.*` option handed to the consumer (dots become
+`Trigger.AvailableNow`, `failOnDataLoss` (default true: offsets removed by retention
+before they were read fail the query, as with Spark's own Kafka source; false: skipped,
+counted and logged), and every `kafka.*` option handed to the consumer (dots become
 underscores: `kafka.bootstrap.servers` -> `bootstrap_servers`). Executors read with their
 own consumers, so it runs unchanged on a cluster.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +23,8 @@ from pyspark.sql.streaming.datasource import (
     ReadMaxRows,
     SupportsTriggerAvailableNow,
 )
+
+log = logging.getLogger(__name__)
 
 SOURCE_NAME = "crypto_kafka"
 RECORD_COLUMNS = (
@@ -91,6 +96,10 @@ def consumer_config(options: dict[str, str]) -> dict[str, Any]:
     return config
 
 
+class DataLoss(RuntimeError):
+    """Offsets the query still had to read were removed by retention (`failOnDataLoss`)."""
+
+
 class KafkaPartition(InputPartition):
     """Offsets [start, end) of one Kafka partition."""
 
@@ -126,6 +135,8 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             raise ValueError("startingOffsets must be earliest or latest")
         max_rows = lowered.get("maxoffsetspertrigger")
         self.max_rows = int(max_rows) if max_rows else None
+        self.fail_on_data_loss = lowered.get("failondataloss", "true").lower() != "false"
+        self.lost_offsets = 0
         self._target: Offsets | None = None
         self._consumer: Any = None
 
@@ -170,11 +181,28 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         latest = self._target or self._offsets("latest")
         earliest = self._offsets("earliest")
         # A partition added since the last batch starts at its beginning.
-        begin = {p: max(start.get(p, earliest[p]), earliest.get(p, 0)) for p in latest}
+        wanted = {p: start.get(p, earliest.get(p, 0)) for p in latest}
+        self._check_data_loss(wanted, earliest)
+        begin = {p: max(wanted[p], earliest.get(p, 0)) for p in latest}
         available = {p: max(0, latest[p] - begin[p]) for p in latest}
         if isinstance(limit, ReadMaxRows):
             available = _share(available, limit.max_rows)
         return {p: begin[p] + available[p] for p in latest}
+
+    def _check_data_loss(self, wanted: Offsets, earliest: Offsets) -> None:
+        """Offsets removed by retention before they were read: counted, and fatal by default."""
+        gaps = {p: earliest[p] - wanted[p] for p in wanted if earliest.get(p, 0) > wanted[p]}
+        if not gaps:
+            return
+        lost = sum(gaps.values())
+        where = ", ".join(f"[{p}] {wanted[p]}..{earliest[p] - 1}" for p in sorted(gaps, key=int))
+        message = (
+            f"{self.topic}: {lost} offsets were removed (retention) before they were read: {where}"
+        )
+        if self.fail_on_data_loss:
+            raise DataLoss(f"{message}; set the option failOnDataLoss=false to skip them")
+        self.lost_offsets += lost
+        log.warning("%s; skipped (failOnDataLoss=false), %d in all", message, self.lost_offsets)
 
     def partitions(self, start: Offsets, end: Offsets) -> list[KafkaPartition]:
         return [
