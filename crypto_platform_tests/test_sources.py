@@ -311,3 +311,30 @@ def test_a_restarted_simulator_reuses_no_identity(tmp_path: Path) -> None:
     after = [restarted.next_tick("BTC") for _ in range(100)]
 
     assert not {t.identity for t in ran_ahead} & {t.identity for t in after}
+
+
+def test_retry_after_holds_across_polls(api: FakeApi) -> None:
+    api.script(TICKER, Reply(429, {"code": -1003}, {"Retry-After": "1.5"}), GOOD)
+    source = binance(api, attempts=1)
+
+    with pytest.raises(SourceUnavailable, match="HTTP 429"):
+        source.poll()
+    with pytest.raises(SourceUnavailable, match="Retry-After"):
+        source.poll()  # the next poll comes too soon: the server is not asked
+    assert len(api.hits(TICKER)) == 1
+    time.sleep(1.6)
+    assert len(source.poll()) == 2
+
+
+def test_auto_keeps_the_probe_ticks_then_runs_the_source_with_retries(api: FakeApi) -> None:
+    later = Reply(body=[binance_ticker("BTCUSDT", "64100.00"), binance_ticker("ETHUSDT", "3210")])
+    api.script(TICKER, GOOD, Reply(503), later)
+    settings = load_settings(binance_base_url=api.url, symbols=["BTC", "ETH"])
+
+    source = build_source(settings, source="auto", interval=0.1)
+    probe_ticks, next_ticks = first_batches(source, 2)
+
+    assert [t.price for t in probe_ticks] == [64000.10, 3200.5]
+    assert [t.price for t in next_ticks] == [64100.0, 3210.0]  # the 503 was retried
+    assert source.stats.failed_requests == 0
+    assert len(api.hits(TICKER)) == 3

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from crypto_platform.errors import ConfigurationError, PlatformError
 from crypto_platform.settings import Settings
-from crypto_platform.sources.base import PriceSource, SourceStats
+from crypto_platform.sources.base import PollingSource, PriceSource, SourceStats
 from crypto_platform.sources.binance import BinanceRestSource
 from crypto_platform.sources.binance_ws import BinanceWebSocketSource
 from crypto_platform.sources.coinranking import CoinrankingSource
@@ -63,27 +64,36 @@ def _first_live_source(
     seed: int,
     rate: float | None,
 ) -> PriceSource:
-    """Binance if it answers, else Coinranking (with a key), else the simulator, loudly."""
-    candidates: list[PriceSource] = [
-        BinanceRestSource(symbols, settings.binance_base_url, interval, attempts=1, timeout=3.0)
+    """Binance if it answers, else Coinranking (with a key), else the simulator, loudly.
+
+    Each candidate is probed once, quickly (one attempt, short timeout); the one that
+    answers is then built afresh with its full retry policy (retries, backoff,
+    Retry-After, circuit breaker), and the probe's ticks are its first batch.
+    """
+    live: list[Callable[..., PollingSource]] = [
+        lambda **http: BinanceRestSource(symbols, settings.binance_base_url, interval, **http)
     ]
     if api_key:
-        candidates.append(
-            CoinrankingSource(
-                symbols, settings.coinranking_base_url, interval, api_key, attempts=1, timeout=3.0
+        live.append(
+            lambda **http: CoinrankingSource(
+                symbols, settings.coinranking_base_url, interval, api_key, **http
             )
         )
     reasons = []
-    for candidate in candidates:
-        assert isinstance(candidate, BinanceRestSource | CoinrankingSource)
+    for make in live:
+        probe = make(attempts=1, timeout=3.0)
         try:
-            if candidate.poll():
-                log.info("auto: using the live source %s", candidate.name)
-                return candidate
-            reasons.append(f"{candidate.name}: no usable prices")
+            ticks = probe.poll()
+            if ticks:
+                log.info("auto: using the live source %s", probe.name)
+                source = make()
+                source.prime(ticks)
+                return source
+            reasons.append(f"{probe.name}: no usable prices")
         except PlatformError as error:
-            reasons.append(f"{candidate.name}: {error}")
-        candidate.close()
+            reasons.append(f"{probe.name}: {error}")
+        finally:
+            probe.close()
     log.warning(
         "auto: NO LIVE SOURCE ANSWERED (%s). Using SIMULATED prices: every tick says "
         "source=simulated. Set CRYPTO_SOURCE to choose a source explicitly.",

@@ -65,12 +65,22 @@ class PollingSource(PriceSource):
     def __init__(self, symbols: list[str], interval: float) -> None:
         super().__init__(symbols)
         self.interval = interval
+        self._primed: list[Tick] = []
+
+    def prime(self, ticks: list[Tick]) -> None:
+        """Ticks already fetched for this source (by a probe): yielded first, not lost."""
+        self._primed = list(ticks)
+        self.stats.ticks += len(ticks)
 
     @abstractmethod
     def poll(self) -> list[Tick]:
         """One request: the current price of every symbol that answered well."""
 
     def batches(self, stop: threading.Event) -> Iterator[list[Tick]]:
+        if self._primed:
+            primed, self._primed = self._primed, []
+            yield primed
+            stop.wait(self.interval)
         while not stop.is_set():
             try:
                 ticks = self.poll()

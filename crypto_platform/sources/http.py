@@ -1,18 +1,22 @@
 """HTTP for the live sources: timeouts, retries with jittered backoff, Retry-After, a breaker.
 
-A 429 or 418 waits as long as the server's Retry-After says; 5xx and network errors back
-off exponentially with jitter; after `RetryPolicy.fail_max` exhausted requests the circuit
+HTTP through `requests` (one Session per source, its connection pool in an HTTPAdapter).
+A 429 or 418 waits as long as the server's Retry-After says, and the wait holds across
+polls: no request is sent before it is over; 5xx and network errors back off
+exponentially with jitter; after `RetryPolicy.fail_max` exhausted requests the circuit
 opens and requests fail fast until it half-opens `reset_timeout` seconds later.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
-import httpx
 import orjson
 import pybreaker
+import requests
+from requests.adapters import HTTPAdapter
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -43,7 +47,7 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: requests.Response) -> float | None:
     value = response.headers.get("Retry-After")
     try:
         return max(0.0, float(value)) if value is not None else None
@@ -66,8 +70,16 @@ class ResilientHttp:
         policy: RetryPolicy = DEFAULT_POLICY,
     ) -> None:
         self.name = name
-        self.client = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.headers.update(headers or {})
+        # Retries are ours (tenacity: backoff, Retry-After, the breaker), not urllib3's.
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=4, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
         self.breaker = policy.breaker(name)
+        self._not_before = 0.0  # monotonic time before which Retry-After forbids a request
         self._attempts = attempts
         self._backoff = policy.backoff()
         self._max_retry_after = max_retry_after
@@ -80,6 +92,9 @@ class ResilientHttp:
 
     def get_json(self, path: str, params: Any = None) -> Any:
         """GET `path` and decode JSON; `SourceUnavailable` when it cannot, after retries."""
+        wait = self._not_before - time.monotonic()
+        if wait > 0:
+            raise SourceUnavailable(f"rate limited (Retry-After): next request in {wait:.1f}s")
         try:
             return self.breaker.call(self._get_with_retries, path, params)
         except pybreaker.CircuitBreakerError:
@@ -105,13 +120,17 @@ class ResilientHttp:
             kind = "an HTML page" if b"<html" in response.content[:200].lower() else "bad JSON"
             raise SourceUnavailable(f"answered {kind} instead of JSON") from None
 
-    def _get_once(self, path: str, params: Any) -> httpx.Response:
+    def _get_once(self, path: str, params: Any) -> requests.Response:
         try:
-            response = self.client.get(path, params=params)
-        except httpx.HTTPError as error:
+            response = self.session.get(
+                f"{self.base_url}{path}", params=params, timeout=self.timeout
+            )
+        except requests.RequestException as error:
             raise _Retryable(f"{type(error).__name__}: {error}") from None
         if response.status_code in RETRYABLE_STATUS:
             retry_after = _retry_after(response)
+            if retry_after is not None:
+                self._not_before = time.monotonic() + min(retry_after, self._max_retry_after)
             log.warning(
                 "%s: HTTP %s%s",
                 self.name,
@@ -127,4 +146,4 @@ class ResilientHttp:
         return response
 
     def close(self) -> None:
-        self.client.close()
+        self.session.close()
