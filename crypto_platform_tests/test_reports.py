@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,7 +39,7 @@ from crypto_platform.stack.mongo_server import MongoServer
 from crypto_platform.storage import cassandra
 from crypto_platform.streaming.sink import MongoSink, run_sink
 from crypto_platform.ticks import Tick
-from crypto_platform_tests.conftest import isolated_settings, run_cli
+from crypto_platform_tests.conftest import REPO, isolated_settings, run_cli
 from crypto_platform_tests.report_helpers import (
     BTC_TICKS,
     ETH_TICKS,
@@ -230,7 +232,10 @@ def test_storage_report_agrees_with_direct_counts_and_du(planted: Planted) -> No
     ):
         assert reported == pytest.approx(du_bytes(path), rel=0.10), path
     assert report["ingest_rate_per_hour"] == stored
-    assert report["bytes_per_tick"] == pytest.approx(report["total_bytes"] / stored, abs=0.1)
+    assert report["bytes_per_tick"]["on_disk"] == pytest.approx(
+        report["total_bytes"] / stored, abs=0.1
+    )
+    assert report["data_bytes"] >= report["mongodb"]["data_size_bytes"] > 0
 
 
 def test_storage_asset_measures_growth_between_materialisations(planted: Planted) -> None:
@@ -300,3 +305,37 @@ def test_freshness_fails_when_ticks_are_older_than_the_setting(planted: Planted)
     assert not outcome.passed
     assert outcome.metadata["stale"] == "BTC, ETH, SOL"
     assert STEP_MS  # the ticks are at least a few minutes old by construction
+
+
+def test_report_statistics_command_prints_the_hour_as_json(planted: Planted) -> None:
+    result = run_cli(
+        planted.settings, "report", "statistics", "--hour", planted.hour.strftime("%Y-%m-%dT%H")
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+
+    assert report["period"]["start"] == planted.hour.isoformat()
+    assert {row["symbol"]: row["count"] for row in report["statistics"]} == {
+        "BTC": BTC_TICKS, "ETH": ETH_TICKS, "SOL": 3
+    }  # fmt: skip
+    assert len(report["jumps"]["rows"]) == len(JUMPS)
+
+
+def test_dg_launch_materialises_a_statistics_partition(planted: Planted, tmp_path: Path) -> None:
+    venv_bin = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        **planted.settings.as_env(),
+        "DAGSTER_HOME": str(tmp_path),
+        "VIRTUAL_ENV": str(venv_bin.parent),
+        "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    result = subprocess.run(
+        [str(venv_bin / "dg"), "launch", "--assets", "statistics/price_statistics",
+         "--partition", partition(planted.hour)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "RUN_SUCCESS" in result.stdout + result.stderr

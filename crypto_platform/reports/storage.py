@@ -40,12 +40,16 @@ def _cassandra_dirs(stores: Stores) -> tuple[Path, Path]:
     return data / "data" / stores.settings.cassandra_keyspace, data / "commitlog"
 
 
-def _table_bytes(keyspace_dir: Path, table: str) -> int | None:
-    """A table's directory is `<table>-<id>`; a dropped and re-created table leaves old ones."""
+def _sstable_bytes(keyspace_dir: Path, table: str) -> int | None:
+    """Bytes of a table's SSTable files (what nodetool cfstats calls live space).
+
+    A table's directory is `<table>-<id>` (a dropped and re-created table leaves old
+    ones). Rows still in memtables are only in the commit log: 0 until the first flush.
+    """
     if not keyspace_dir.exists():
         return None
     dirs = [path for path in keyspace_dir.iterdir() if path.name.startswith(f"{table}-")]
-    return sum(bytes_on_disk(path) or 0 for path in dirs)
+    return sum(file.stat().st_size for path in dirs for file in path.rglob("*") if file.is_file())
 
 
 def mongodb_storage(stores: Stores) -> dict[str, Any]:
@@ -65,11 +69,11 @@ def cassandra_storage(stores: Stores) -> dict[str, Any]:
     tables = {}
     for table in cassandra.TABLES:
         rows = cassandra_queries.count_rows(stores.cassandra(), keyspace, table)
-        on_disk = _table_bytes(keyspace_dir, table)
+        live = _sstable_bytes(keyspace_dir, table)
         tables[table] = {
             "rows": rows,
-            "bytes_on_disk": on_disk,
-            "bytes_per_row": round(on_disk / rows, 1) if on_disk and rows else None,
+            "sstable_bytes": live,
+            "bytes_per_row": round(live / rows, 1) if live and rows else None,
         }
     return {
         "keyspace": keyspace,
@@ -88,23 +92,39 @@ def _mongo_bytes(mongodb: dict[str, Any]) -> int:
     )
 
 
+def _per_tick(value: int, ticks: int) -> float | None:
+    return round(value / ticks, 1) if ticks else None
+
+
 def storage_report(stores: Stores, previous: Previous | None = None) -> dict[str, Any]:
-    """The storage-growth report as a JSON-able dict (the asset's metadata comes from it)."""
+    """The storage-growth report as a JSON-able dict (the asset's metadata comes from it).
+
+    Two costs per tick: `on_disk` (everything on disk, fixed overhead included: large
+    while the stores are small) and `data` (MongoDB documents and indexes plus Cassandra
+    SSTables: what each further tick adds). The projection at the observed rate uses
+    `data`; the growth between reports uses what is really on disk.
+    """
     now = time.time()
     mongodb = mongodb_storage(stores)
     cassandra_part = cassandra_storage(stores)
     ticks = mongodb["documents"]
     total = _mongo_bytes(mongodb) + (cassandra_part["keyspace_bytes_on_disk"] or 0)
+    data = (
+        mongodb["data_size_bytes"]
+        + mongodb["index_size_bytes"]
+        + sum(table["sstable_bytes"] or 0 for table in cassandra_part["tables"].values())
+    )
     per_hour = mongo_queries.counts_since(stores.prices, {"hour": int((now - 3600) * 1000)})["hour"]
-    bytes_per_tick = total / ticks if ticks else None
-    projected = bytes_per_tick * per_hour if bytes_per_tick is not None else None
+    data_per_tick = _per_tick(data, ticks)
+    projected = data_per_tick * per_hour if data_per_tick is not None else None
     report: dict[str, Any] = {
         "taken_at": now,
         "mongodb": mongodb,
         "cassandra": cassandra_part,
         "total_bytes": total,
         "ticks": ticks,
-        "bytes_per_tick": round(bytes_per_tick, 1) if bytes_per_tick is not None else None,
+        "data_bytes": data,
+        "bytes_per_tick": {"on_disk": _per_tick(total, ticks), "data": data_per_tick},
         "ingest_rate_per_hour": per_hour,
         "projection": {
             "bytes_per_day": round(projected * 24) if projected is not None else None,

@@ -58,15 +58,23 @@ def _storage_tables(report: dict[str, Any]) -> dict[str, dg.MetadataValue]:
     stores = [
         {"store": f"mongodb {mongodb['collection']}", "rows": mongodb["documents"],
          "data_size": mongodb["data_size_bytes"], "index_size": mongodb["index_size_bytes"],
-         "bytes_on_disk": mongodb["data_dir_bytes_on_disk"], "bytes_per_row": None},
-        *({"store": f"cassandra {cassandra['keyspace']}.{name}", **table}
+         "on_disk": mongodb["data_dir_bytes_on_disk"],
+         "bytes_per_row": round((mongodb["data_size_bytes"] + mongodb["index_size_bytes"])
+                                / mongodb["documents"], 1) if mongodb["documents"] else None},
+        *({"store": f"cassandra {cassandra['keyspace']}.{name}", "rows": table["rows"],
+           "data_size": table["sstable_bytes"], "bytes_per_row": table["bytes_per_row"]}
           for name, table in cassandra["tables"].items()),
+        {"store": f"cassandra {cassandra['keyspace']} (directory)",
+         "on_disk": cassandra["keyspace_bytes_on_disk"]},
+        {"store": "cassandra commit log (all keyspaces, unflushed rows)",
+         "on_disk": cassandra["commitlog_bytes_on_disk"]},
     ]  # fmt: skip
     growth = report["growth"] or {}
     projection = [
         {"basis": "measured growth since the last report", "per_day": growth.get("bytes_per_day"),
          "per_month": growth.get("bytes_per_month")},
-        {"basis": f"bytes per tick x {report['ingest_rate_per_hour']} ticks/h (last hour)",
+        {"basis": f"{report['bytes_per_tick']['data']} data bytes per tick x "
+                  f"{report['ingest_rate_per_hour']} ticks/h (last hour)",
          "per_day": report["projection"]["bytes_per_day"],
          "per_month": report["projection"]["bytes_per_month"]},
         {"basis": "seed 004 arithmetic at the same rate", "per_day": None,
@@ -75,7 +83,7 @@ def _storage_tables(report: dict[str, Any]) -> dict[str, dg.MetadataValue]:
     return {
         "stores": markdown_table(
             stores,
-            ("store", "rows", "data_size", "index_size", "bytes_on_disk", "bytes_per_row"),
+            ("store", "rows", "data_size", "index_size", "on_disk", "bytes_per_row"),
         ),
         "projection": markdown_table(projection, ("basis", "per_day", "per_month")),
     }
