@@ -87,6 +87,9 @@ class Broadcaster:
                 first = False
             except BackendUnavailable as error:
                 log.debug("push: %s", error)
+            except Exception:
+                # A row the poller cannot handle must not end every client's stream.
+                log.exception("push: a poll failed; polling on")
             if loop.time() >= next_pipeline:
                 next_pipeline = loop.time() + PIPELINE_EVERY_S
                 seen = await observe(self.reader, self.backends)
