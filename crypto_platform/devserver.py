@@ -12,6 +12,7 @@ The sensor is switched back on when `dev` next starts, unless it was off already
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -234,7 +235,9 @@ class DevServer:
                     f"{dagster.log}:\n{dagster.tail()}"
                 )
             if not dagster_up and self.webserver.ready():
-                dagster_up = self._dagster_ready()
+                # While the code location loads, GraphQL may fail: ask again next time.
+                with contextlib.suppress(requests.RequestException, PlatformError):
+                    dagster_up = self._dagster_ready()
             if not api_said and not api.running:
                 api_said = True
                 self.say(

@@ -34,6 +34,29 @@ def everything_started_by(launcher: psutil.Process) -> list[psutil.Process]:
     return list({p.pid: p for p in [*children, *session_processes(sessions)]}.values())
 
 
+def start_dev(env: dict[str, str], log: Path, *ports: int) -> subprocess.Popen:
+    dagster_port, api_port = ports
+    return subprocess.Popen(
+        [sys.executable, "-m", "crypto_platform", "dev",
+         "--dagster-port", str(dagster_port), "--api-port", str(api_port)],
+        cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        start_new_session=True,  # a terminal of its own: its group is what Ctrl-C hits
+    )  # fmt: skip
+
+
+def ctrl_c(launcher: subprocess.Popen) -> float:
+    """Ctrl-C to the launcher's terminal; how long until it exited."""
+    os.killpg(launcher.pid, signal.SIGINT)
+    began = time.monotonic()
+    launcher.wait(timeout=60)
+    return time.monotonic() - began
+
+
+def supervisor_running(instance: dg.DagsterInstance) -> bool:
+    (state,) = [s for s in instance.all_instigator_state() if s.name == "streaming_supervisor"]
+    return state.status.value in {"RUNNING", "DECLARED_IN_CODE"}
+
+
 def test_one_ctrl_c_ends_the_runs_cleanly_and_stops_everything(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -46,13 +69,7 @@ def test_one_ctrl_c_ends_the_runs_cleanly_and_stops_everything(
         "CRYPTO_SOURCE": "simulated",
     }
     log = tmp_path / "dev.log"
-    output = log.open("w+")
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "crypto_platform", "dev",
-         "--dagster-port", str(dagster_port), "--api-port", str(api_port)],
-        cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT,
-        start_new_session=True,  # a terminal of its own: its group is what Ctrl-C hits
-    )  # fmt: skip
+    launcher = start_dev(env, log, dagster_port, api_port)
     try:
         # Open the instance once dagster dev has created its storage, never beside it.
         wait_for(lambda: "Dagster UI on" in log.read_text(), 180, "the Dagster UI")
@@ -72,16 +89,12 @@ def test_one_ctrl_c_ends_the_runs_cleanly_and_stops_everything(
         assert client.get_run_status(second) == dg.DagsterRunStatus.QUEUED
 
         started = everything_started_by(psutil.Process(launcher.pid))
-        os.killpg(launcher.pid, signal.SIGINT)
-        began = time.monotonic()
-        launcher.wait(timeout=60)
-        took = time.monotonic() - began
+        took = ctrl_c(launcher)
     finally:
         if launcher.poll() is None:
             os.killpg(launcher.pid, signal.SIGKILL)
             launcher.wait()
-        output.seek(0)
-        said = output.read()
+    said = log.read_text()
 
     assert took < 15, said
     assert launcher.returncode == 0, said
@@ -91,3 +104,14 @@ def test_one_ctrl_c_ends_the_runs_cleanly_and_stops_everything(
     assert {run.job_name for run in runs} >= STREAMING
     assert [run for run in runs if run.status == dg.DagsterRunStatus.FAILURE] == []
     assert all(run.is_finished for run in runs), [(r.job_name, r.status) for r in runs]
+
+    # Ctrl-C paused the supervisor; the next start switches it back on.
+    assert not supervisor_running(instance)
+    again = start_dev(env, tmp_path / "dev-again.log", dagster_port, api_port)
+    try:
+        wait_for(
+            lambda: "Dagster UI on" in (tmp_path / "dev-again.log").read_text(), 180, "restart"
+        )
+        assert supervisor_running(instance)
+    finally:
+        ctrl_c(again)
