@@ -1,7 +1,4 @@
-"""A MongoDB outage is waited out; `stored_at_ms` follows the acknowledged write.
-
-The progress count (what the Dagster sink reports) never raises meanwhile.
-"""
+"""A MongoDB outage is waited out; the progress count (what Dagster reports) never raises."""
 
 from __future__ import annotations
 
@@ -13,11 +10,10 @@ from pymongo import MongoClient
 from crypto_platform.settings import Settings
 from crypto_platform.stack import LocalStack
 from crypto_platform.streaming.sink import MongoSink, run_sink
-from crypto_platform.ticks import now_ms
 from crypto_platform_tests.conftest import run_cli
 
 
-def test_outage_is_waited_out_and_stored_at_follows_the_acknowledged_write(
+def test_outage_is_waited_out_and_the_progress_count_never_raises(
     stack: LocalStack, settings: Settings
 ) -> None:
     produced = run_cli(settings, "produce", "--source", "simulated", "--count", "200")
@@ -32,7 +28,6 @@ def test_outage_is_waited_out_and_stored_at_follows_the_acknowledged_write(
         time.sleep(3)
         assert sink.document_count() == -1  # what progress reports show: no exception
         assert worker.is_alive()
-        back_at = now_ms()
         stack.up()
         worker.join(120)
         assert not worker.is_alive()
@@ -45,4 +40,3 @@ def test_outage_is_waited_out_and_stored_at_follows_the_acknowledged_write(
     with MongoClient(settings.mongo_uri) as client:
         documents = list(client[settings.mongo_database][settings.mongo_collection].find())
     assert len(documents) == 200
-    assert all(document["stored_at_ms"] >= back_at for document in documents)

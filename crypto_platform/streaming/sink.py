@@ -1,9 +1,9 @@
 """The MongoDB sink: `crypto.prices` into `crypto.prices`, exactly once in effect.
 
-Per poll: parse every message (bad ones to the DLQ, acknowledged), insert the rest
-unordered with a journaled write (a duplicate `_id` means "already stored"), stamp the
-new ones' `stored_at_ms` once that write is acknowledged (so latency figures include the
-write), and only then commit the offsets. A crash anywhere redelivers at most
+Per poll: parse every message (bad ones to the DLQ, acknowledged), stamp the rest with
+`stored_at_ms` (when handed to MongoDB: the write itself is not in it), insert them
+unordered with a journaled write (a duplicate `_id` means "already stored"), and only
+then commit the offsets. A crash anywhere redelivers at most
 the last poll, which the `_id` makes harmless. MongoDB down: the poll is retried with
 backoff until it is back, committing nothing meanwhile.
 """
@@ -15,7 +15,6 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,24 +168,13 @@ class MongoSink:
             return -1
 
     def _store(self, documents: list[dict[str, Any]], stop: threading.Event) -> None:
-        """The writer's work: insert, then stamp `stored_at_ms`, retrying while MongoDB is down."""
-        self._write_with_retries(self._insert, documents, stop)
-        self._write_with_retries(self._stamp_stored_at, documents, stop)
+        """The writer's work: stamp `stored_at_ms`, insert, retrying while MongoDB is down."""
+        stored_at = now_ms()
+        for document in documents:
+            document["stored_at_ms"] = stored_at
+        self._write_with_retries(documents, stop)
 
-    def _stamp_stored_at(self, documents: list[dict[str, Any]]) -> None:
-        """`stored_at_ms`: when the insert was acknowledged (a redelivery keeps its stamp)."""
-        ids = [document["_id"] for document in documents]
-        self.collection.update_many(
-            {"_id": {"$in": ids}, "stored_at_ms": {"$exists": False}},
-            {"$set": {"stored_at_ms": now_ms()}},
-        )
-
-    def _write_with_retries(
-        self,
-        write: Callable[[list[dict[str, Any]]], None],
-        documents: list[dict[str, Any]],
-        stop: threading.Event,
-    ) -> None:
+    def _write_with_retries(self, documents: list[dict[str, Any]], stop: threading.Event) -> None:
         def sleep_unless_stopped(seconds: float) -> None:
             if stop.wait(seconds):
                 raise SinkStopped("stopped while MongoDB was unreachable")
@@ -206,7 +194,7 @@ class MongoSink:
             before_sleep=note_retry,
             reraise=True,
         )
-        retrying(write, documents)
+        retrying(self._insert, documents)
 
     def _insert(self, documents: list[dict[str, Any]]) -> None:
         try:
