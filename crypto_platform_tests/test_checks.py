@@ -182,3 +182,15 @@ def test_dlq_growth_warns_above_the_setting(settings: Settings) -> None:
 
     assert not outcome.passed and severity == "WARN"
     assert outcome.metadata["dead_letters_last_hour"] == 3
+
+
+def test_check_command_names_the_store_that_is_down_without_a_traceback(
+    settings: Settings,
+) -> None:
+    down = settings.model_copy(update={"mongo_uri": "mongodb://127.0.0.1:9/"})
+    result = run_cli(down, "check")
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "MongoDB at mongodb://127.0.0.1:9/ is not reachable" in result.stderr
+    assert "CRYPTO_MONGO_URI" in result.stderr
