@@ -38,6 +38,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from crypto_platform.cli import cli
 from crypto_platform.errors import ConfigurationError
+from crypto_platform.reports.stores import open_kafka
 from crypto_platform.settings import Settings, load_settings
 from crypto_platform.storage import cassandra, mongo
 from crypto_platform.streaming.dead_letters import DeadLetters
@@ -431,8 +432,8 @@ def test_a_sasl_protocol_without_credentials_is_a_one_line_error() -> None:
 
 @pytest.mark.parametrize(
     "open_client",
-    [TickProducer, DeadLetters, MongoSink, admin_client, describe],
-    ids=["producer", "dead letters", "sink", "admin", "topics"],
+    [TickProducer, DeadLetters, MongoSink, admin_client, describe, open_kafka],
+    ids=["producer", "dead letters", "sink", "admin", "topics", "reports"],
 )
 def test_every_kafka_client_takes_the_security_settings(open_client: Any) -> None:
     """Each one builds its options through kafka_client_options (so none connects in clear)."""

@@ -19,6 +19,7 @@ from pymongo.collection import Collection
 
 from crypto_platform.settings import Settings
 from crypto_platform.storage import cassandra, mongo
+from crypto_platform.streaming.kafka_options import kafka_client_options
 from crypto_platform.streaming.topics import admin_client
 
 T = TypeVar("T")
@@ -68,7 +69,7 @@ def close_cassandra(session: Session) -> None:
 
 def open_kafka(settings: Settings) -> KafkaClients:
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_client_options(settings),
         client_id="crypto-platform-reports",
         enable_auto_commit=False,
     )
