@@ -125,7 +125,7 @@ def _pipeline_rows(d: dict[str, Any], ok: dict[str, str]) -> list[str]:
         r = lat[rate]
         target = f"p99 < 500: {ok['latency_p99_ms_1000']}" if rate == "1000" else "-"
         lines.append(
-            f"| latency at {rate}/s, ingest to MongoDB, ms ({r['ticks']:,} ticks) | p50 "
+            f"| latency at {rate}/s, ingest to MongoDB commit, ms ({r['ticks']:,} ticks) | p50 "
             f"{r['p50_ms']:.0f}, p95 {r['p95_ms']:.0f}, p99 {r['p99_ms']:.0f} | - | "
             f"p99 {r['p99_ms']:.0f} | {target} |"
         )

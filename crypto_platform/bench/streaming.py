@@ -8,6 +8,7 @@ import time
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from pymongo import WriteConcern
 
+from crypto_platform.bench.commit_times import CommitLatencies
 from crypto_platform.bench.fixtures import fresh, percentile, prefill, simulated_ticks
 from crypto_platform.settings import Settings
 from crypto_platform.sources.simulated import SimulatedSource
@@ -122,40 +123,36 @@ def sink_throughput(settings: Settings, count: int, symbol_list: list[str]) -> d
 def end_to_end_latency(
     settings: Settings, rate: float, seconds: float, symbol_list: list[str]
 ) -> dict:
-    """Ingest time to MongoDB write (`stored_at_ms`) at a steady `rate` ticks per second."""
+    """Ingest time to MongoDB's commit of the insert, at a steady `rate` ticks per second."""
     isolated = fresh(settings, f"latency{int(rate)}")
     stop_sink = threading.Event()
     sink = MongoSink(isolated)
     sink_thread = threading.Thread(
         target=run_sink, args=(sink, stop_sink), kwargs={"progress": Progress("bench", every=QUIET)}
     )
-    sink_thread.start()
     try:
-        while not sink.consumer.assignment():
-            time.sleep(0.05)
-        producer = TickProducer(isolated)
-        source = SimulatedSource(symbol_list, rate=rate)
-        run_producer(
-            source,
-            producer,
-            threading.Event(),
-            duration=seconds,
-            progress=Progress("bench", every=QUIET),
-        )
-        sent = producer.stats.sent
-        producer.close()
-        deadline = time.monotonic() + 60
-        while sink.stats.consumed < sent and time.monotonic() < deadline:
-            time.sleep(0.1)
+        with CommitLatencies(sink.collection) as commits:
+            sink_thread.start()
+            while not sink.consumer.assignment():
+                time.sleep(0.05)
+            producer = TickProducer(isolated)
+            source = SimulatedSource(symbol_list, rate=rate)
+            run_producer(
+                source,
+                producer,
+                threading.Event(),
+                duration=seconds,
+                progress=Progress("bench", every=QUIET),
+            )
+            sent = producer.stats.sent
+            producer.close()
+            commits.wait_for(sent, timeout_s=60)
     finally:
         stop_sink.set()
-        sink_thread.join()
+        if sink_thread.is_alive():
+            sink_thread.join()
         sink.close()
-    with mongo.connect(isolated) as client:
-        documents = client[isolated.mongo_database][isolated.mongo_collection].find(
-            {}, {"ingest_time_ms": 1, "stored_at_ms": 1}
-        )
-        latencies = [float(d["stored_at_ms"] - d["ingest_time_ms"]) for d in documents]
+    latencies = commits.latencies_ms
     return {
         "rate": rate,
         "ticks": len(latencies),

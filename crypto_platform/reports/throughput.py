@@ -2,8 +2,9 @@
 
 Ticks per second/minute/hour/day from three places: Kafka (end offsets, and offsets
 by message timestamp), MongoDB (`ingest_time_ms`) and Cassandra (`event_time`).
-End-to-end latency: ingest time to the MongoDB write (`stored_at_ms`, stamped by the
-sink) and to the Cassandra write (the cell's WRITETIME). Plus the sink group's lag,
+End-to-end latency: ingest time to the MongoDB write (`stored_at_ms`, stamped when the
+sink hands the batch over: the write itself is left out; `crypto-platform bench` measures
+to the commit) and to the Cassandra write (the cell's WRITETIME). Plus the sink group's lag,
 the dead-letter count, and Spark batch durations read from the checkpoint (the time
 between a batch's offsets/N and commits/N files), which needs no running Spark.
 """
