@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from crypto_platform.settings import Settings, load_settings
+from crypto_platform.spark.cassandra_writer import close_sessions
 from crypto_platform.stack import LocalStack
 from crypto_platform.stack.ephemeral import ephemeral_settings
 
@@ -30,6 +31,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         local.up()
         yield local
     finally:
+        # Clients the tests' own process cached (the Spark writer's) go before their server.
+        close_sessions()
         local.down()
 
 

@@ -58,6 +58,16 @@ def session_for(target: CassandraTarget) -> Session:
     return _sessions[target]
 
 
+def close_sessions() -> None:
+    """Shut down the cached sessions' clusters.
+
+    A process that ends with one still open prints a traceback from the driver's scheduler
+    thread (its executor is already shut down by then), so callers that can, close them.
+    """
+    while _sessions:
+        _sessions.popitem()[1].cluster.shutdown()
+
+
 def _micros(moment: dt.datetime) -> int:
     return int(moment.replace(tzinfo=moment.tzinfo or dt.UTC).timestamp() * 1_000_000)
 
