@@ -12,7 +12,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -170,7 +170,8 @@ class Settings(BaseSettings):
     @classmethod
     def _check_mongo_uri(cls, value: str) -> str:
         if not value.startswith(("mongodb://", "mongodb+srv://")):
-            raise ValueError(f"expected a mongodb:// URI, got {value!r}")
+            # The value is not echoed: a URI can carry a password.
+            raise ValueError("expected a mongodb:// or mongodb+srv:// URI")
         return value
 
     def as_env(self) -> dict[str, str]:
@@ -220,8 +221,17 @@ def load_settings(**overrides: object) -> Settings:
         for item in error.errors():
             field = str(item["loc"][0]) if item["loc"] else "settings"
             message = item["msg"].removeprefix("Value error, ")
-            problems.append(f"{ENV_PREFIX}{field.upper()}: {message} (got {item.get('input')!r})")
+            problems.append(f"{ENV_PREFIX}{field.upper()}: {message} {_shown(field, item)}")
         raise ConfigurationError("invalid setting " + "; ".join(problems)) from None
+
+
+def _shown(field: str, item: Any) -> str:
+    """The rejected value, unless the setting can hold a secret (a URI's password)."""
+    known = Settings.model_fields.get(field)
+    annotation = str(known.annotation) if known else ""
+    if field == "mongo_uri" or "SecretStr" in annotation:
+        return "(value not shown: it may hold a secret)"
+    return f"(got {item.get('input')!r})"
 
 
 @functools.cache

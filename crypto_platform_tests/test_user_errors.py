@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from crypto_platform.settings import Settings
+from crypto_platform.settings import Settings, load_settings
 from crypto_platform.stack.ephemeral import free_ports
 from crypto_platform.stack.kafka_server import KafkaServer
 from crypto_platform_tests.conftest import run_cli
@@ -96,3 +96,14 @@ def test_local_servers_get_no_crypto_setting_nor_secret(
 
     assert b"s3cret-key" not in environment
     assert b"CRYPTO_" not in environment
+
+
+def test_a_bad_mongodb_uri_is_named_without_its_password() -> None:
+    """The URI is not echoed back: it can carry a password."""
+    env = {"CRYPTO_MONGO_URI": "mongo://bob:s3cret@127.0.0.1/"}
+    result = run_cli(load_settings(), "topics", env_override=env, timeout=60)
+
+    assert result.returncode == 1
+    line = one_line_error(result)
+    assert "CRYPTO_MONGO_URI" in line and "mongodb://" in line
+    assert "s3cret" not in result.stdout + result.stderr
