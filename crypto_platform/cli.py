@@ -44,7 +44,7 @@ def cli(verbose: bool) -> None:
     # The client libraries log every refused connection and retry; our own messages say
     # what matters (and how to fix it), so theirs show only with --verbose.
     if not verbose:
-        for library in ("cassandra", "kafka", "httpx", "py4j"):
+        for library in ("cassandra", "kafka", "urllib3", "py4j"):
             logging.getLogger(library).setLevel(logging.CRITICAL)
 
 
@@ -197,8 +197,10 @@ def produce(ctx: click.Context, **options: Any) -> None:
             source, producer, stop, count=options["count"], duration=options["duration"]
         )
     finally:
-        producer.close()
-        source.close()
+        try:
+            producer.close()  # raises when ticks were not delivered
+        finally:
+            source.close()
     click.echo(
         f"produced {stats.sent} ticks from {source.name} to {settings.kafka_topic} "
         f"({source.stats.skipped} bad records skipped)"

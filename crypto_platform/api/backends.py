@@ -42,10 +42,14 @@ class Backends:
         s = self.settings
         try:
             admin = admin_client(s, **TIMEOUTS_MS)
+        except KafkaError as error:
+            raise BackendUnavailable("kafka", str(error)) from None
+        try:
             consumer = KafkaConsumer(
                 **kafka_client_options(s), client_id="crypto-platform-api", **TIMEOUTS_MS
             )
         except KafkaError as error:
+            admin.close()
             raise BackendUnavailable("kafka", str(error)) from None
         try:
             partitions = [

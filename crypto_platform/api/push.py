@@ -85,16 +85,17 @@ class Broadcaster:
                 await self._poll_prices(prices, announce=not first)
                 await self._poll_aggregates(aggregates, announce=not first)
                 first = False
+                if loop.time() >= next_pipeline:
+                    next_pipeline = loop.time() + PIPELINE_EVERY_S
+                    state = self.meter.state(await observe(self.reader, self.backends))
+                    self._publish(
+                        ServerSentEvent(event="pipeline", data=state.model_dump(mode="json"))
+                    )
             except BackendUnavailable as error:
                 log.debug("push: %s", error)
             except Exception:
                 # A row the poller cannot handle must not end every client's stream.
                 log.exception("push: a poll failed; polling on")
-            if loop.time() >= next_pipeline:
-                next_pipeline = loop.time() + PIPELINE_EVERY_S
-                seen = await observe(self.reader, self.backends)
-                state = self.meter.state(seen)
-                self._publish(ServerSentEvent(event="pipeline", data=state.model_dump(mode="json")))
             await asyncio.sleep(POLL_S)
 
     async def _poll_prices(self, known: dict[str, Any], *, announce: bool) -> None:
@@ -105,17 +106,17 @@ class Broadcaster:
                 row.price,
             ):
                 continue
+            if announce:
+                new: list[Any] = []
+                if before is not None and row.event_time > before.event_time:
+                    new = await self.reader.prices(
+                        row.symbol, before.event_time + ONE_MS, row.event_time, MAX_NEW_TICKS
+                    )
+                for tick in new or [row]:
+                    self._publish(_event("price", PricePoint.from_row(tick)))
+                self._publish(_event("latestPrice", LatestPrice.from_row(row)))
+            # Only once published: a failed read above retries the same ticks next poll.
             known[row.symbol] = row
-            if not announce:
-                continue
-            new: list[Any] = []
-            if before is not None and row.event_time > before.event_time:
-                new = await self.reader.prices(
-                    row.symbol, before.event_time + ONE_MS, row.event_time, MAX_NEW_TICKS
-                )
-            for tick in new or [row]:
-                self._publish(_event("price", PricePoint.from_row(tick)))
-            self._publish(_event("latestPrice", LatestPrice.from_row(row)))
 
     async def _poll_aggregates(self, known: dict[str, Any], *, announce: bool) -> None:
         for row in await self.reader.latest_aggregates():

@@ -39,7 +39,6 @@ QUERIES = {
     "AND event_time >= ? AND event_time <= ? LIMIT ?",
     "aggregates": f"SELECT {AGGREGATE} FROM {{ks}}.aggregates_by_symbol WHERE symbol = ? "
     "AND window_seconds = ? AND day = ? AND window_start >= ? LIMIT ?",
-    "ping": "SELECT release_version FROM system.local",
 }
 FAILURES = (NoHostAvailable, DriverException, RequestExecutionException, OSError)
 RECONNECT_EVERY_S = 2.0
@@ -150,9 +149,6 @@ class CassandraReader:
                 "aggregates", symbol, window_seconds, day, since, limit - len(found)
             )
         return found[::-1]
-
-    async def ping(self) -> None:
-        await self.rows("ping")
 
 
 def _days_back(until: dt.datetime, since: dt.datetime) -> list[str]:

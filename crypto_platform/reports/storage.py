@@ -49,7 +49,15 @@ def _sstable_bytes(keyspace_dir: Path, table: str) -> int | None:
     if not keyspace_dir.exists():
         return None
     dirs = [path for path in keyspace_dir.iterdir() if path.name.startswith(f"{table}-")]
-    return sum(file.stat().st_size for path in dirs for file in path.rglob("*") if file.is_file())
+    return sum(_file_bytes(file) for path in dirs for file in path.rglob("*") if file.is_file())
+
+
+def _file_bytes(file: Path) -> int:
+    """A file's size; 0 when compaction removed it while we walked."""
+    try:
+        return file.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def mongodb_storage(stores: Stores) -> dict[str, Any]:

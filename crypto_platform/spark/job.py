@@ -24,7 +24,12 @@ from pyspark.sql.streaming import StreamingQuery
 
 from crypto_platform.errors import PlatformError
 from crypto_platform.settings import Settings
-from crypto_platform.spark.cassandra_writer import CassandraTarget, write_aggregates, write_prices
+from crypto_platform.spark.cassandra_writer import (
+    CassandraTarget,
+    close_sessions,
+    write_aggregates,
+    write_prices,
+)
 from crypto_platform.spark.kafka_source import SOURCE_NAME
 from crypto_platform.spark.transforms import QUALITY_METRICS, parse_ticks, windowed_means
 from crypto_platform.streaming.kafka_options import spark_kafka_options
@@ -155,6 +160,7 @@ def run_aggregation(
         for query in queries.values():
             if query.isActive:
                 query.stop()
+        close_sessions()
     _collect(queries, totals)
     _raise_if_failed(queries)
     if report is not None:

@@ -11,6 +11,8 @@ so a second replay republishes nothing it already did.
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -63,14 +65,16 @@ def replay_group(settings: Settings) -> str:
 def replay_dead_letters(settings: Settings, *, timeout_s: float = 30.0) -> ReplayStats:
     """Replay every dead letter the replay group has not committed yet; see the module doc."""
     options = kafka_client_options(settings)
-    consumer = KafkaConsumer(
-        **options,
-        group_id=replay_group(settings),
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    producer = KafkaProducer(**options, acks="all", enable_idempotence=True, linger_ms=5)
-    try:
+    with contextlib.ExitStack() as cleanup:
+        consumer = KafkaConsumer(
+            **options,
+            group_id=replay_group(settings),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        cleanup.callback(consumer.close)
+        producer = KafkaProducer(**options, acks="all", enable_idempotence=True, linger_ms=5)
+        cleanup.callback(producer.close, timeout=10)
         partitions = [
             TopicPartition(settings.kafka_dlq_topic, partition)
             for partition in consumer.partitions_for_topic(settings.kafka_dlq_topic) or []
@@ -79,8 +83,15 @@ def replay_dead_letters(settings: Settings, *, timeout_s: float = 30.0) -> Repla
         ends = consumer.end_offsets(partitions)
         stats = ReplayStats()
         sent: list[FutureRecordMetadata] = []
+        last_read = time.monotonic()
         while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            if time.monotonic() - last_read > timeout_s:
+                raise ReplayFailed(
+                    f"{settings.kafka_dlq_topic} sent nothing for {timeout_s:.0f}s with dead "
+                    "letters left to read; nothing was committed: run the replay again"
+                )
             for records in consumer.poll(timeout_ms=500).values():
+                last_read = time.monotonic()
                 for record in records:
                     if record.offset < ends[TopicPartition(record.topic, record.partition)]:
                         sent.extend(_replay(record, settings, producer, stats))
@@ -93,9 +104,6 @@ def replay_dead_letters(settings: Settings, *, timeout_s: float = 30.0) -> Repla
                 )
         consumer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in partitions})
         return stats
-    finally:
-        producer.close(timeout=10)
-        consumer.close()
 
 
 def _replay(

@@ -47,8 +47,10 @@ def publish_ticks(
             progress = Progress("ingest_prices", report, every=config.progress_every_s)
             run_producer(source, producer, stop, progress=progress)
         finally:
-            producer.close()
-            source.close()
+            try:
+                producer.close()  # raises when ticks were not delivered
+            finally:
+                source.close()
 
     record = AssetProgress(
         context,
