@@ -67,6 +67,24 @@ def test_statistics_request_each_hour_when_it_closes_and_reports_run_hourly(
     assert again.total_requested == 0
 
 
+def test_reports_run_once_as_soon_as_their_sources_have_data(
+    instance: dg.DagsterInstance,
+) -> None:
+    defs = dg.Definitions(assets=[*STREAM_ASSETS, *DOWNSTREAM], resources=RESOURCES)
+    for key in {*storage_growth_report.dependency_keys, *throughput_report_asset.dependency_keys}:
+        instance.report_runless_asset_event(dg.AssetMaterialization(key))
+
+    first = dg.evaluate_automation_conditions(defs, instance, evaluation_time=at(10, 30))
+    again = dg.evaluate_automation_conditions(
+        defs, instance, evaluation_time=at(10, 40), cursor=first.cursor
+    )
+
+    assert first.get_num_requested(STORAGE_GROWTH_REPORT) == 1
+    assert first.get_num_requested(THROUGHPUT_REPORT) == 1
+    assert again.get_num_requested(STORAGE_GROWTH_REPORT) == 0
+    assert again.get_num_requested(THROUGHPUT_REPORT) == 0
+
+
 def test_statistics_wait_until_their_source_has_data(instance: dg.DagsterInstance) -> None:
     defs = dg.Definitions(assets=[*STREAM_ASSETS, price_statistics], resources=RESOURCES)
 

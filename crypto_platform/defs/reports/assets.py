@@ -28,9 +28,14 @@ from crypto_platform.reports.storage import Previous, storage_report
 from crypto_platform.reports.throughput import throughput_report
 
 GROUP = "reports"
+# Every hour, and once as soon as the report is missing and its sources have data: a new
+# platform shows its first reports within minutes, not at the next full hour.
+FIRST_DATA = (
+    dg.AutomationCondition.missing() & ~dg.AutomationCondition.any_deps_missing()
+).newly_true()
 HOURLY = (
-    dg.AutomationCondition.cron_tick_passed("0 * * * *") & ~dg.AutomationCondition.in_progress()
-)
+    dg.AutomationCondition.cron_tick_passed("0 * * * *") | FIRST_DATA
+) & ~dg.AutomationCondition.in_progress()
 
 STORAGE_GROWTH_REPORT = dg.AssetKey(["reports", "storage_growth_report"])
 THROUGHPUT_REPORT = dg.AssetKey(["reports", "throughput_report"])
