@@ -8,7 +8,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from pyspark.sql.streaming.datasource import ReadAllAvailable
 
 from crypto_platform.settings import Settings
-from crypto_platform.spark.kafka_source import DataLoss, KafkaStreamReader
+from crypto_platform.spark.kafka_source import DataLoss, KafkaStreamReader, consumer_config
 from crypto_platform_tests.streaming_helpers import wait_for
 
 
@@ -40,3 +40,18 @@ def test_offsets_removed_by_retention_fail_by_default_or_are_counted(settings: S
     assert lenient.latestOffset({"0": 0}, ReadAllAvailable())["0"] == 10
     assert lenient.lost_offsets == earliest
     lenient.stop()
+
+
+def test_numeric_credentials_stay_text_and_numeric_settings_become_numbers() -> None:
+    config = consumer_config(
+        {
+            "kafka.bootstrap.servers": "broker:9093",
+            "kafka.sasl.plain.username": "1234",
+            "kafka.sasl.plain.password": "987654",
+            "kafka.request.timeout.ms": "30000",
+        }
+    )
+
+    assert config["sasl_plain_username"] == "1234"
+    assert config["sasl_plain_password"] == "987654"
+    assert config["request_timeout_ms"] == 30000

@@ -84,13 +84,18 @@ def _record_batch(records: list[Any]) -> Any:
     )  # fmt: skip
 
 
+# Options that stay text even when all digits (a numeric password is still a password).
+TEXT_OPTIONS = frozenset({"sasl_plain_username", "sasl_plain_password", "ssl_password"})
+
+
 def consumer_config(options: dict[str, str]) -> dict[str, Any]:
     """kafka-python settings from Spark's `kafka.*` options."""
     config: dict[str, Any] = {}
     for key, value in options.items():
         if key.lower().startswith("kafka."):
             name = key[len("kafka.") :].replace(".", "_")
-            config[name] = int(value) if value.isdigit() else value
+            numeric = value.isdigit() and name not in TEXT_OPTIONS
+            config[name] = int(value) if numeric else value
     if "bootstrap_servers" not in config:
         raise ValueError("option kafka.bootstrap.servers is required")
     return config
