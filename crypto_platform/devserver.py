@@ -289,17 +289,22 @@ class DevServer:
             self.say(f"stopped in {time.monotonic() - started:.1f}s{forced}")
 
     def _end_runs(self, deadline: float) -> None:
-        if self.webserver.sensor_running():
+        paused = bool(self.webserver.sensor_running())
+        if paused:
             self.paused_marker.touch()
             self.webserver.set_sensor(False)
         ended: set[str] = set()
-        while time.monotonic() < deadline:
+        active = self.webserver.active_runs()
+        while active and time.monotonic() < deadline:
             # A launch already under way when the sensor paused shows up here too.
-            active = self.webserver.active_runs()
-            if not active:
-                return
             if fresh := [run_id for run_id in active if run_id not in ended]:
                 self.webserver.terminate(fresh)
                 ended.update(fresh)
             time.sleep(0.5)
-        self.say(f"runs still ending after {RUNS_STOP_S:.0f}s: {', '.join(active)}")
+            active = self.webserver.active_runs()
+        if active:
+            self.say(f"runs still ending after {RUNS_STOP_S:.0f}s: {', '.join(active)}")
+        # A sensor tick under way when the sensor was paused writes its state back as
+        # running when it ends: pause it again.
+        if paused and self.webserver.sensor_running():
+            self.webserver.set_sensor(False)
