@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from pymongo import MongoClient
 
@@ -53,6 +54,17 @@ def topic_size(settings: Settings, topic: str) -> int:
         return sum(consumer.end_offsets(partitions).values())
     finally:
         consumer.close()
+
+
+def create_topic_with_max_message_bytes(settings: Settings, topic: str, max_bytes: int) -> None:
+    """A one-partition topic whose broker refuses messages larger than `max_bytes`."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:
+        admin.create_topics(
+            [NewTopic(topic, 1, 1, topic_configs={"max.message.bytes": str(max_bytes)})]
+        )
+    finally:
+        admin.close()
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:

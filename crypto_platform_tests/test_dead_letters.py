@@ -5,25 +5,18 @@ from __future__ import annotations
 import threading
 
 from kafka import KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
 
 from crypto_platform.settings import Settings
 from crypto_platform.streaming.dead_letters import REASON, TRUNCATED, TRUNCATED_BYTES
 from crypto_platform.streaming.sink import MongoSink, run_sink
-from crypto_platform_tests.streaming_helpers import read_topic
+from crypto_platform_tests.streaming_helpers import create_topic_with_max_message_bytes, read_topic
 
 
 def test_a_dead_letter_too_large_for_the_dlq_is_stored_truncated_with_the_reason(
     settings: Settings,
 ) -> None:
     small_dlq = settings.model_copy(update={"kafka_dlq_topic": f"{settings.kafka_dlq_topic}.small"})
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    try:
-        admin.create_topics(
-            [NewTopic(small_dlq.kafka_dlq_topic, 1, 1, topic_configs={"max.message.bytes": "4000"})]
-        )
-    finally:
-        admin.close()
+    create_topic_with_max_message_bytes(settings, small_dlq.kafka_dlq_topic, 4000)
     poison = b"{not json " + b"x" * 10_000
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
     producer.send(settings.kafka_topic, key=b"BTC", value=poison, partition=0)
