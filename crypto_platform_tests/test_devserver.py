@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -52,6 +53,25 @@ def ctrl_c(launcher: subprocess.Popen) -> float:
     return time.monotonic() - began
 
 
+def leave_nothing_behind(launcher: subprocess.Popen) -> None:
+    """Stop a launcher the test left running, and kill what outlives it.
+
+    A failed wait must not leave run workers or a Spark JVM (sessions of their own) writing
+    to the shared stack for the tests after this one.
+    """
+    if launcher.poll() is not None:
+        return
+    started = everything_started_by(psutil.Process(launcher.pid))
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        ctrl_c(launcher)
+    for process in started:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    if launcher.poll() is None:
+        os.killpg(launcher.pid, signal.SIGKILL)
+        launcher.wait()
+
+
 def supervisor_running(instance: dg.DagsterInstance) -> bool:
     (state,) = [s for s in instance.all_instigator_state() if s.name == "streaming_supervisor"]
     return state.status.value in {"RUNNING", "DECLARED_IN_CODE"}
@@ -91,9 +111,7 @@ def test_one_ctrl_c_ends_the_runs_cleanly_and_stops_everything(
         started = everything_started_by(psutil.Process(launcher.pid))
         took = ctrl_c(launcher)
     finally:
-        if launcher.poll() is None:
-            os.killpg(launcher.pid, signal.SIGKILL)
-            launcher.wait()
+        leave_nothing_behind(launcher)
     said = log.read_text()
 
     assert took < 15, said
@@ -114,4 +132,4 @@ def test_one_ctrl_c_ends_the_runs_cleanly_and_stops_everything(
         )
         assert supervisor_running(instance)
     finally:
-        ctrl_c(again)
+        leave_nothing_behind(again)

@@ -88,6 +88,9 @@ def connect(settings: Settings, *, connect_timeout: float = 10.0) -> tuple[Clust
         port=settings.cassandra_port,
         protocol_version=settings.cassandra_protocol_version,
         connect_timeout=connect_timeout,
+        # The control connection's metadata queries wait as long as the connection itself
+        # (the driver's 2 s default times out on a loaded laptop while Spark starts).
+        control_connection_timeout=connect_timeout,
         auth_provider=auth,
         ssl_context=tls,
         execution_profiles={EXEC_PROFILE_DEFAULT: ExecutionProfile(consistency_level=consistency)},
