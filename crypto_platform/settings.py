@@ -214,6 +214,7 @@ def load_settings(**overrides: object) -> Settings:
     for variable in sorted(os.environ):
         if variable.startswith(ENV_PREFIX) and variable not in known:
             _warn_unknown(variable, tuple(difflib.get_close_matches(variable, known, n=1)))
+    _reject_blank_symbols(overrides)
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
@@ -223,6 +224,23 @@ def load_settings(**overrides: object) -> Settings:
             message = item["msg"].removeprefix("Value error, ")
             problems.append(f"{ENV_PREFIX}{field.upper()}: {message} {_shown(field, item)}")
         raise ConfigurationError("invalid setting " + "; ".join(problems)) from None
+
+
+def _reject_blank_symbols(overrides: dict[str, object]) -> None:
+    """A set but blank `CRYPTO_SYMBOLS` is a mistake, not a request for the default coins.
+
+    Empty variables are otherwise ignored (compose passes unset ones as empty).
+    """
+    variable = f"{ENV_PREFIX}SYMBOLS"
+    value = os.environ.get(variable)
+    if "symbols" in overrides or value is None or value.strip():
+        return
+    try:
+        parse_symbols(value)
+    except ValueError as error:
+        raise ConfigurationError(
+            f"invalid setting {variable}: {error}, or unset it for the default coins"
+        ) from None
 
 
 def _shown(field: str, item: Any) -> str:
