@@ -22,7 +22,12 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
 
 @pytest.mark.parametrize(
     ("value", "says"),
-    [("", "no symbol given"), (",", "no symbol given"), ("btc-usd", "not a symbol: BTC-USD"), ("BTC,eth/usd", "ETH/USD")],
+    [
+        ("", "no symbol given"),
+        (",", "no symbol given"),
+        ("btc-usd", "not a symbol: BTC-USD"),
+        ("BTC,eth/usd", "ETH/USD"),
+    ],
 )
 def test_a_bad_symbols_setting_is_one_line(stack_settings: Settings, value: str, says: str) -> None:
     result = run_cli(
