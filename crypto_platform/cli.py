@@ -295,7 +295,7 @@ def aggregate(ctx: click.Context, available_now: bool) -> None:
 
 
 @cli.command()
-@click.option("--quick", is_flag=True, help="Smaller sizes: the same table in under 5 minutes.")
+@click.option("--quick", is_flag=True, help="Smaller sizes: the same table in about 6 minutes.")
 @click.option(
     "--use-running-stack",
     is_flag=True,
@@ -311,19 +311,32 @@ def aggregate(ctx: click.Context, available_now: bool) -> None:
 @click.option(
     "--api-only", is_flag=True, help="Only the API rows (results in latest[-quick]-api.*)."
 )
+@click.option(
+    "--spark-only",
+    is_flag=True,
+    help="Only the Spark rows: catch-up beside the bare clients, micro-batches "
+    "(results in latest[-quick]-spark.*).",
+)
 @click.pass_context
 def bench(
-    ctx: click.Context, quick: bool, use_running_stack: bool, out: Path, api_only: bool
+    ctx: click.Context,
+    quick: bool,
+    use_running_stack: bool,
+    out: Path,
+    api_only: bool,
+    spark_only: bool,
 ) -> None:
     """Throughput and latency of producer, sink, Spark and API, beside bare clients (same run)."""
     from crypto_platform.bench.report import summarise, write
     from crypto_platform.bench.runner import run_benchmark
 
+    if api_only and spark_only:
+        raise click.UsageError("--api-only and --spark-only exclude each other")
     results = run_benchmark(
         _settings(ctx),
         quick=quick,
         own_stack=not use_running_stack,
-        api_only=api_only,
+        only="api" if api_only else "spark" if spark_only else None,
         say=click.echo,
     )
     summary = summarise(results, quick=quick)

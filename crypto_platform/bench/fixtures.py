@@ -7,8 +7,10 @@ import math
 import statistics
 import threading
 import uuid
+from collections.abc import Iterable, Iterator
 
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 
 from crypto_platform.settings import Settings
 from crypto_platform.sources.simulated import START_PRICES, SimulatedSource
@@ -42,24 +44,50 @@ def symbols(count: int) -> list[str]:
     return (known + list(itertools.islice(made_up, max(0, count - len(known)))))[:count]
 
 
+def simulated_stream(count: int, symbol_list: list[str], seed: int = 7) -> Iterator[Tick]:
+    """`count` simulated ticks with distinct identities, made one at a time as they are used."""
+    source = SimulatedSource(symbol_list, seed=seed)
+    batches = itertools.chain.from_iterable(source.batches(threading.Event()))
+    return itertools.islice(batches, count)
+
+
 def simulated_ticks(count: int, symbol_list: list[str], seed: int = 7) -> list[Tick]:
     """`count` simulated ticks with distinct identities, made before any clock starts."""
-    source = SimulatedSource(symbol_list, seed=seed)
-    ticks: list[Tick] = []
-    for batch in source.batches(threading.Event()):
-        ticks.extend(batch)
-        if len(ticks) >= count:
-            return ticks[:count]
-    return ticks
+    return list(simulated_stream(count, symbol_list, seed))
 
 
-def prefill(settings: Settings, ticks: list[Tick]) -> None:
-    """Put `ticks` into the settings' topic with a bare producer (fast, not measured)."""
+def prefill(settings: Settings, ticks: Iterable[Tick]) -> None:
+    """Put `ticks` into the settings' topic with a bare producer (fast, not measured).
+
+    Ticks are made as they are sent (a million would not fit in memory as objects), in
+    large batches: about 18,000 a second here, so a million take under 1.5 minutes.
+    """
     producer = KafkaProducer(**kafka_client_options(settings), linger_ms=20, batch_size=512 * 1024)
     for tick in ticks:
         producer.send(settings.kafka_topic, key=tick.symbol.encode(), value=tick.to_json())
     producer.flush()
     producer.close()
+
+
+def bare_polls(settings: Settings, count: int) -> Iterator[list[ConsumerRecord]]:
+    """The topic's first `count` records, a poll at a time, read by a bare consumer (no group)."""
+    consumer = KafkaConsumer(
+        **kafka_client_options(settings), enable_auto_commit=False, max_poll_records=5000
+    )
+    try:
+        topic = settings.kafka_topic
+        consumer.assign(
+            [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        )
+        consumer.seek_to_beginning()
+        seen = 0
+        while seen < count:
+            records = [r for batch in consumer.poll(timeout_ms=1000).values() for r in batch]
+            if records:
+                seen += len(records)
+                yield records
+    finally:
+        consumer.close()
 
 
 def percentile(values: list[float], fraction: float) -> float:

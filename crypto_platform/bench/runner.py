@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from crypto_platform.bench import spark as spark_bench
 from crypto_platform.bench import streaming
@@ -35,8 +35,10 @@ class Sizes:
     api_seconds: float = 20.0
 
 
-QUICK = Sizes(30_000, 30_000, 10, 30_000, 20, 10_000, api_seconds=8.0)
-FULL = Sizes(200_000, 200_000, 30, 100_000, 60, 50_000)
+QUICK = Sizes(30_000, 30_000, 10, 100_000, 20, 10_000, api_seconds=8.0)
+FULL = Sizes(200_000, 200_000, 30, 1_000_000, 60, 50_000)
+
+Part = Literal["spark", "api"]
 
 
 def run_benchmark(
@@ -44,77 +46,110 @@ def run_benchmark(
     *,
     quick: bool,
     own_stack: bool,
-    api_only: bool = False,
+    only: Part | None = None,
     say: Callable[[str], None] = log.info,
 ) -> dict[str, Any]:
-    """Every measurement (or the API's alone); on a stack of its own or the given one."""
-    measure = _measure_api if api_only else _measure
+    """Every measurement (or one part's alone); on a stack of its own or the given one."""
+    sizes = QUICK if quick else FULL
     if not own_stack:
-        return measure(settings, QUICK if quick else FULL, say)
+        return _measure(settings, sizes, only, say)
     with tempfile.TemporaryDirectory(prefix="crypto-bench-") as scratch:
         stack = LocalStack(ephemeral_settings(Path(scratch)))
         say(f"starting a stack of its own in {scratch}")
         stack.up(progress=lambda _: None)
         try:
-            return measure(stack.settings, QUICK if quick else FULL, say)
+            return _measure(stack.settings, sizes, only, say)
         finally:
             stack.down(progress=lambda _: None)
 
 
-def _measure(settings: Settings, sizes: Sizes, say: Callable[[str], None]) -> dict[str, Any]:
+def _measure(
+    settings: Settings, sizes: Sizes, only: Part | None, say: Callable[[str], None]
+) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    if only is None:
+        results |= _measure_pipeline(settings, sizes, say)
+    if only in (None, "spark"):
+        results |= _measure_spark(settings, sizes, say, scaling=only is None)
+    if only in (None, "api"):
+        results |= _measure_api(settings, sizes, say)
+    return results
+
+
+def _measure_pipeline(
+    settings: Settings, sizes: Sizes, say: Callable[[str], None]
+) -> dict[str, Any]:
+    three = symbols(3)
+    step = partial(_step, say)
+    return {
+        "producer": step(
+            f"producer, {sizes.producer_ticks:,} ticks beside a bare send loop",
+            lambda: streaming.producer_throughput(settings, sizes.producer_ticks, three),
+        ),
+        "sink": step(
+            f"MongoDB sink, {sizes.sink_ticks:,} ticks beside a bare consume and insert_many",
+            lambda: streaming.sink_throughput(settings, sizes.sink_ticks, three),
+        ),
+        "latency": {
+            str(rate): step(
+                f"latency at {rate}/s for {sizes.latency_seconds:.0f} s",
+                partial(streaming.end_to_end_latency, settings, rate, sizes.latency_seconds, three),
+            )
+            for rate in (100, 1000)
+        },
+    }
+
+
+def _measure_spark(
+    settings: Settings, sizes: Sizes, say: Callable[[str], None], *, scaling: bool
+) -> dict[str, Any]:
     from crypto_platform.spark.session import spark_session
 
     three = symbols(3)
-    results: dict[str, Any] = {}
     step = partial(_step, say)
-    results["producer"] = step(
-        "producer", lambda: streaming.producer_throughput(settings, sizes.producer_ticks, three)
-    )
-    results["sink"] = step(
-        "sink", lambda: streaming.sink_throughput(settings, sizes.sink_ticks, three)
-    )
-    results["latency"] = {
-        str(rate): step(
-            f"latency at {rate}/s",
-            partial(streaming.end_to_end_latency, settings, rate, sizes.latency_seconds, three),
-        )
-        for rate in (100, 1000)
-    }
+    results: dict[str, Any] = {}
     spark = spark_session(settings.model_copy(update={"spark_master": "local[2]"}), "bench")
     try:
-        spark_bench.warm_up(spark, settings, three)
+        step("Spark warm-up (2,000 ticks)", lambda: spark_bench.warm_up(spark, settings, three))
         results["spark"] = {
             "catch_up": step(
-                "spark catch-up",
-                lambda: spark_bench.catch_up_throughput(spark, settings, sizes.spark_ticks, three),
+                f"Spark available-now catch-up, {sizes.spark_ticks:,} ticks, after a bare "
+                "kafka-python read and cassandra-driver write of the same ticks",
+                lambda: spark_bench.catch_up_beside_bare(spark, settings, sizes.spark_ticks, three),
             ),
             "micro_batches": step(
-                "spark micro-batches at 1000/s",
+                f"Spark micro-batches at 1000 ticks/s for {sizes.microbatch_seconds:.0f} s",
                 lambda: spark_bench.micro_batches(
                     spark, settings, 1000, sizes.microbatch_seconds, three
                 ),
             ),
         }
-        results["scaling"] = [
-            step(f"{count} symbols", partial(_scaled, spark, settings, sizes, count))
-            for count in sizes.scaling_symbols
-        ]
+        if scaling:
+            results["scaling"] = [
+                step(
+                    f"{count} symbols: producer, sink and Spark catch-up, "
+                    f"{sizes.scaling_ticks:,} ticks each",
+                    partial(_scaled, spark, settings, sizes, count),
+                )
+                for count in sizes.scaling_symbols
+            ]
     finally:
         spark.stop()
-    return results | _measure_api(settings, sizes, say)
+    return results
 
 
 def _measure_api(settings: Settings, sizes: Sizes, say: Callable[[str], None]) -> dict[str, Any]:
     from crypto_platform.bench.api import api_throughput_and_latency
 
     measured = partial(api_throughput_and_latency, settings, sizes.api_seconds)
-    return {"api": _step(say, "API and push", measured)}
+    return {"api": _step(say, f"API and push, {sizes.api_seconds:.0f} s of load each", measured)}
 
 
 def _step(say: Callable[[str], None], name: str, measure: Callable[[], Any]) -> Any:
+    say(f"running: {name}")
     started = time.monotonic()
     value = measure()
-    say(f"{name}: {value} ({time.monotonic() - started:.0f}s)")
+    say(f"done ({time.monotonic() - started:.0f}s): {value}")
     return value
 
 

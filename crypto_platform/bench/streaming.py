@@ -5,11 +5,17 @@ from __future__ import annotations
 import threading
 import time
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from pymongo import WriteConcern
 
 from crypto_platform.bench.commit_times import CommitLatencies
-from crypto_platform.bench.fixtures import fresh, percentile, prefill, simulated_ticks
+from crypto_platform.bench.fixtures import (
+    bare_polls,
+    fresh,
+    percentile,
+    prefill,
+    simulated_ticks,
+)
 from crypto_platform.settings import Settings
 from crypto_platform.sources.simulated import SimulatedSource
 from crypto_platform.storage import mongo
@@ -59,26 +65,10 @@ def producer_throughput(settings: Settings, count: int, symbol_list: list[str]) 
 
 
 def _bare_consume(settings: Settings, count: int) -> float:
-    consumer = KafkaConsumer(
-        **kafka_client_options(settings),
-        enable_auto_commit=False,
-        max_poll_records=5000,
-    )
-    partitions = [
-        TopicPartition(settings.kafka_topic, p)
-        for p in consumer.partitions_for_topic(settings.kafka_topic) or []
-    ]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning()
-    seen, started = 0, None
-    while seen < count:
-        batch = consumer.poll(timeout_ms=1000)
-        if batch and started is None:
-            started = time.perf_counter()
-        seen += sum(len(records) for records in batch.values())
-    elapsed = time.perf_counter() - (started or time.perf_counter())
-    consumer.close()
-    return count / elapsed
+    started = None
+    for _records in bare_polls(settings, count):
+        started = started or time.perf_counter()
+    return count / (time.perf_counter() - (started or time.perf_counter()))
 
 
 def _bare_insert(settings: Settings, documents: list[dict]) -> float:

@@ -18,7 +18,7 @@ from typing import Any
 
 from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent, execute_concurrent_with_args
-from cassandra.query import BatchStatement, BatchType
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
 from pyspark.sql import DataFrame, Row
 
 from crypto_platform.settings import Settings
@@ -87,6 +87,7 @@ def _day(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%d")
 
 
+PRICE_COLUMNS = ("symbol", "day", "event_time", "source", "price", "quote", "ingest_time")
 LATEST_PRICE_COLUMNS = (
     "symbol", "source", "price", "quote", "event_time", "ingest_time", "name", "market_cap",
     "volume_24h", "change_24h_pct", "number_of_markets", "total_supply", "uuid",
@@ -100,13 +101,7 @@ def write_price_partition(target: CassandraTarget, rows: Iterator[Row]) -> None:
     time, and Cassandra keeps the newest of all: no shuffle, no second Spark job.
     """
     session = session_for(target)
-    insert = session.prepare(
-        insert_cql(
-            target.keyspace,
-            "prices_by_symbol",
-            ("symbol", "day", "event_time", "source", "price", "quote", "ingest_time"),
-        )
-    )
+    insert = session.prepare(insert_cql(target.keyspace, "prices_by_symbol", PRICE_COLUMNS))
     insert_latest = session.prepare(
         insert_cql(target.keyspace, "latest_prices", LATEST_PRICE_COLUMNS, using_timestamp=True)
     )
@@ -119,17 +114,29 @@ def write_price_partition(target: CassandraTarget, rows: Iterator[Row]) -> None:
         )
         if row.symbol not in newest or row.event_time > newest[row.symbol].event_time:
             newest[row.symbol] = row
+    statements = partition_batches(insert, by_key.values())
+    for row in newest.values():
+        latest = tuple(getattr(row, column) for column in LATEST_PRICE_COLUMNS)
+        statements.append((insert_latest, (*latest, _micros(row.event_time))))
+    _run(session, statements)
+
+
+def partition_batches(
+    insert: PreparedStatement, partitions: Iterable[list[tuple]]
+) -> list[tuple[Any, Any]]:
+    """Unlogged batches of up to BATCH_ROWS rows of one partition each, for `_run`.
+
+    A batch of one partition is one mutation on one replica: the cheapest way to write
+    many rows (a batch spanning partitions makes its coordinator fan out).
+    """
     statements: list[tuple[Any, Any]] = []
-    for values in by_key.values():
+    for values in partitions:
         for start in range(0, len(values), BATCH_ROWS):
             batch = BatchStatement(batch_type=BatchType.UNLOGGED)
             for value in values[start : start + BATCH_ROWS]:
                 batch.add(insert, value)
             statements.append((batch, None))
-    for row in newest.values():
-        latest = tuple(getattr(row, column) for column in LATEST_PRICE_COLUMNS)
-        statements.append((insert_latest, (*latest, _micros(row.event_time))))
-    _run(session, statements)
+    return statements
 
 
 def write_prices(batch: DataFrame, target: CassandraTarget) -> None:

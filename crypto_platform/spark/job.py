@@ -52,7 +52,10 @@ class QueryTotals:
     input_rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(QUERIES, 0))
     invalid_rows: int = 0
     dropped_late_rows: int = 0
-    batch_durations_s: dict[str, list[float]] = field(
+    # Each batch's `durationMs` (triggerExecution and its phases: latestOffset,
+    # queryPlanning, addBatch, walCommit, commitOffsets, ...), so a caller sees where the
+    # time of a batch goes, not only how long it took.
+    batch_durations_ms: dict[str, list[dict[str, int]]] = field(
         default_factory=lambda: {name: [] for name in QUERIES}
     )
     _seen: set[tuple[str, int]] = field(default_factory=set)
@@ -65,8 +68,7 @@ class QueryTotals:
         self.batches[name] += 1
         self.input_rows[name] += progress.get("numInputRows", 0)
         if progress.get("numInputRows", 0):  # an empty trigger says nothing of batch time
-            duration = progress["durationMs"].get("triggerExecution", 0) / 1000
-            self.batch_durations_s[name].append(duration)
+            self.batch_durations_ms[name].append(dict(progress["durationMs"]))
         if name == "prices":
             observed = (progress.get("observedMetrics") or {}).get(QUALITY_METRICS)
             self.invalid_rows += int(observed["invalid_rows"] or 0) if observed else 0
