@@ -89,8 +89,12 @@ class Tick(BaseModel):
         return f"{self.source}:{self.symbol}:{self.event_time_ms}"
 
     def to_json(self) -> bytes:
-        """The Kafka message value: compact JSON without the absent optional fields."""
-        return self.model_dump_json(exclude_none=True).encode()
+        """The Kafka message value: compact JSON without the absent optional fields.
+
+        pydantic-core's serializer, called directly: `model_dump_json`'s Python wrapper
+        doubles the cost, and this runs once per tick sent.
+        """
+        return self.__pydantic_serializer__.to_json(self, exclude_none=True)
 
     def to_document(self) -> dict[str, Any]:
         """The MongoDB document: the tick's fields, `_id` = its identity, and `event_time`.

@@ -20,6 +20,7 @@ from crypto_platform.errors import PlatformError
 from crypto_platform.settings import Settings
 from crypto_platform.sources import PriceSource
 from crypto_platform.streaming.kafka_options import kafka_client_options
+from crypto_platform.streaming.partitioner import CachedKeyPartitioner
 from crypto_platform.streaming.progress import Progress
 from crypto_platform.streaming.pump import pump
 from crypto_platform.ticks import Tick
@@ -61,6 +62,7 @@ class TickProducer:
             client_id="crypto-producer",
             acks="all",
             enable_idempotence=True,
+            partitioner=CachedKeyPartitioner(),
             linger_ms=linger_ms,
             batch_size=batch_size,
             delivery_timeout_ms=delivery_timeout_ms,
