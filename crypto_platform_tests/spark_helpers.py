@@ -9,7 +9,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from crypto_platform.settings import Settings
-from crypto_platform.storage import cassandra
+from crypto_platform.spark.windows import window_starts
+from crypto_platform.storage import cassandra, cassandra_queries
 from crypto_platform.streaming.producer import TickProducer
 from crypto_platform.ticks import Tick
 
@@ -62,12 +63,8 @@ def reference_windows(
     """Every (symbol, window start in s) with its statistics, computed without Spark."""
     members: dict[tuple[str, int], list[Tick]] = defaultdict(list)
     for tick in {t.identity: t for t in ticks}.values():
-        t = tick.event_time_ms / 1000
-        latest_start = math.floor(t / slide_s) * slide_s
-        start = latest_start
-        while start > t - window_s:
-            members[(tick.symbol, int(start))].append(tick)
-            start -= slide_s
+        for start in window_starts(tick.event_time_ms, window_s, slide_s):
+            members[(tick.symbol, start)].append(tick)
     expected = {}
     for key, window in members.items():
         prices = [t.price for t in window]
@@ -99,13 +96,11 @@ def stored_windows(settings: Settings, ticks: list[Tick]) -> dict[tuple[str, int
         rows = {}
         for symbol in symbols:
             for day in days:
-                for row in session.execute(
-                    f"SELECT * FROM {settings.cassandra_keyspace}.aggregates_by_symbol "
-                    "WHERE symbol = %s AND window_seconds = %s AND day = %s",
-                    (symbol, settings.aggregate_window_s, day),
+                for row in cassandra_queries.aggregate_windows(
+                    session, settings.cassandra_keyspace, symbol, settings.aggregate_window_s, day
                 ):
-                    start = int(row.window_start.replace(tzinfo=dt.UTC).timestamp())
-                    rows[(symbol, start)] = row._asdict()
+                    start = int(row["window_start"].replace(tzinfo=dt.UTC).timestamp())
+                    rows[(symbol, start)] = row
         return rows
     finally:
         cluster.shutdown()

@@ -91,6 +91,35 @@ def prices(
             }
 
 
+def price_keys(session: Session, keyspace: str, symbol: str, day: str) -> Iterator[tuple[str, int]]:
+    """`(source, event_time_ms)` of every row in one prices_by_symbol partition, paged."""
+    statement = session.prepare(
+        f"SELECT source, event_time FROM {keyspace}.prices_by_symbol WHERE symbol = ? AND day = ?"
+    )
+    statement.fetch_size = PAGE
+    for row in session.execute(statement, (symbol, day)):
+        yield row.source, _ms(row.event_time)
+
+
+def aggregate_windows(
+    session: Session, keyspace: str, symbol: str, window_seconds: int, day: str
+) -> Iterator[dict[str, Any]]:
+    """Every row of one aggregates_by_symbol partition (windows starting on `day`), paged."""
+    statement = session.prepare(
+        f"SELECT * FROM {keyspace}.aggregates_by_symbol "
+        "WHERE symbol = ? AND window_seconds = ? AND day = ?"
+    )
+    statement.fetch_size = PAGE
+    for row in session.execute(statement, (symbol, window_seconds, day)):
+        yield row._asdict()
+
+
+def newest_ingest_ms(session: Session, keyspace: str) -> int | None:
+    """Ingest time (ms) of the newest tick in latest_prices (None: the table is empty)."""
+    rows = session.execute(f"SELECT ingest_time FROM {keyspace}.latest_prices", timeout=2.0)
+    return max((_ms(row.ingest_time) for row in rows if row.ingest_time), default=None)
+
+
 def latest_prices(session: Session, keyspace: str) -> list[dict[str, Any]]:
     """Each coin's latest price and its event time (ms)."""
     rows = session.execute(f"SELECT symbol, price, event_time FROM {keyspace}.latest_prices")

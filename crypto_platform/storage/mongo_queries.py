@@ -175,6 +175,17 @@ def newest_event_per_symbol(collection: Collection) -> dict[str, int]:
     return {row["_id"]: row["newest"] for row in collection.aggregate(pipeline)}
 
 
+def ingested_since(collection: Collection, since_ms: int) -> bool:
+    """Whether any tick was ingested at or after `since_ms`.
+
+    A range on the ingest index with limit 1: cheap on any server. (Sorting by ingest time
+    for the newest tick instead scanned the whole collection on the local SecantusDB, for
+    seconds per call, and held the sink's writes up meanwhile.)
+    """
+    found = collection.find({"ingest_time_ms": {"$gte": since_ms}}, {"_id": 1}).limit(1)
+    return next(iter(found), None) is not None
+
+
 def bad_prices(collection: Collection, limit: int = 5) -> tuple[int, list[dict[str, Any]]]:
     """How many ticks have a non-positive or non-finite price, and the first few of them."""
     count = collection.count_documents(BAD_PRICE)
