@@ -87,7 +87,9 @@ class Settings(BaseSettings):
     # CA bundle that signed the brokers' certificates (default: the system's CAs).
     kafka_ssl_cafile: Path | None = None
 
-    mongo_uri: str = "mongodb://127.0.0.1:27017/"
+    # The local server is one node: a direct connection keeps it in the client's view
+    # through its restarts (replica-set discovery could drop it and never look again).
+    mongo_uri: str = "mongodb://127.0.0.1:27017/?directConnection=true"
     mongo_database: str = "crypto"
     mongo_collection: str = "prices"
     # Retention of raw ticks in MongoDB (a TTL index on event_time); None keeps them all.

@@ -26,7 +26,7 @@ def ephemeral_settings(data_dir: Path, vendor_dir: Path | None = None) -> Settin
         data_dir=data_dir,
         vendor_dir=(vendor_dir or base.vendor_dir).resolve(),
         kafka_bootstrap_servers=f"127.0.0.1:{kafka}",
-        mongo_uri=f"mongodb://127.0.0.1:{mongo}/",
+        mongo_uri=f"mongodb://127.0.0.1:{mongo}/?directConnection=true",
         cassandra_port=native,
         cassandra_storage_port=storage,
         cassandra_ssl_storage_port=ssl,

@@ -14,10 +14,12 @@ from crypto_platform.settings import Settings
 from crypto_platform.stack.cassandra_server import CassandraServer
 from crypto_platform.stack.kafka_server import KafkaServer
 from crypto_platform.stack.mongo_server import MongoServer
-from crypto_platform.stack.process import port_in_use
+from crypto_platform.stack.process import port_in_use, port_open
 from crypto_platform.stack.server import LocalServer
 
 log = logging.getLogger(__name__)
+
+PORT_RELEASE_WAIT_S = 10.0  # how long a port held by no listener may take to come free
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,15 @@ class LocalStack:
         return [server.connection() for server in self.servers]
 
     def _check_ports_free(self, server: LocalServer) -> None:
+        """Refuse a port a server listens on; wait briefly for one only a client holds.
+
+        Right after `down`, a client still retrying the stopped server can hold its port
+        for a moment (a loopback connect that lands on its own port); it lets go at once.
+        """
         for role, port in server.ports().items():
+            deadline = time.monotonic() + PORT_RELEASE_WAIT_S
+            while port_in_use(port) and not port_open(port) and time.monotonic() < deadline:
+                time.sleep(0.2)
             if port_in_use(port):
                 raise StackError(
                     f"{server.name}: port {port} ({role}) is already in use by another "

@@ -61,7 +61,7 @@ class MongoServer(LocalServer):
 
     @property
     def uri(self) -> str:
-        return f"mongodb://127.0.0.1:{self.client_port}/"
+        return f"mongodb://127.0.0.1:{self.client_port}/?directConnection=true"
 
     def connection(self) -> str:
         return f"CRYPTO_MONGO_URI={self.uri}"
