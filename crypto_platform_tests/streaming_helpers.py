@@ -11,6 +11,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from pymongo import MongoClient
 
 from crypto_platform.settings import Settings
+from crypto_platform.streaming.topics import read_to_end
 
 
 def stored_ids(settings: Settings) -> list[str]:
@@ -26,23 +27,7 @@ def stored_count(settings: Settings) -> int:
 
 def read_topic(settings: Settings, topic: str) -> list[ConsumerRecord]:
     """Every record of `topic`, from the beginning, without a group."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
-    )
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning()
-        ends = consumer.end_offsets(partitions)
-        records: list[ConsumerRecord] = []
-        deadline = time.monotonic() + 30
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            assert time.monotonic() < deadline, "reading the topic took too long"
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
+    return list(read_to_end(settings, topic, timeout_s=30))
 
 
 def topic_size(settings: Settings, topic: str) -> int:

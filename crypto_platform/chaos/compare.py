@@ -14,12 +14,10 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
-from kafka import KafkaConsumer, TopicPartition
-
 from crypto_platform.settings import Settings
 from crypto_platform.spark.windows import window_starts
 from crypto_platform.storage import cassandra, cassandra_queries, mongo
-from crypto_platform.streaming.kafka_options import kafka_client_options
+from crypto_platform.streaming.topics import read_to_end
 from crypto_platform.ticks import InvalidTick, Tick
 
 log = logging.getLogger(__name__)
@@ -27,6 +25,7 @@ log = logging.getLogger(__name__)
 TickKey = tuple[str, str, int]  # source, symbol, event_time_ms: the tick's identity
 WindowKey = tuple[str, int]  # symbol, window start (epoch s)
 EXAMPLES = 5
+READ_TIMEOUT_S = 600.0  # the whole topic of a long run, on a busy machine
 
 
 @dataclass
@@ -41,36 +40,21 @@ class Ledger:
 
 def read_topic(settings: Settings) -> Ledger:
     """Read the tick topic from its beginning to its end offsets."""
-    consumer = KafkaConsumer(
-        **kafka_client_options(settings),
-        client_id="crypto-chaos-ledger",
-        enable_auto_commit=False,
-        max_poll_records=10_000,
-    )
     ledger = Ledger()
-    try:
-        partitions = [
-            TopicPartition(settings.kafka_topic, p)
-            for p in sorted(consumer.partitions_for_topic(settings.kafka_topic) or ())
-        ]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning()
-        ends = consumer.end_offsets(partitions)
-        while any(consumer.position(tp) < end for tp, end in ends.items()):
-            for records in consumer.poll(timeout_ms=1000).values():
-                for record in records:
-                    ledger.messages += 1
-                    try:
-                        tick = Tick.from_json(record.value)
-                    except InvalidTick:
-                        ledger.invalid += 1
-                        continue
-                    key = (tick.source, tick.symbol, tick.event_time_ms)
-                    if key in ledger.ingest_ms:
-                        ledger.resent[key] += 1
-                    ledger.ingest_ms[key] = tick.ingest_time_ms
-    finally:
-        consumer.close()
+    records = read_to_end(
+        settings, settings.kafka_topic, timeout_s=READ_TIMEOUT_S, client_id="crypto-chaos-ledger"
+    )
+    for record in records:
+        ledger.messages += 1
+        try:
+            tick = Tick.from_json(record.value)
+        except InvalidTick:
+            ledger.invalid += 1
+            continue
+        key = (tick.source, tick.symbol, tick.event_time_ms)
+        if key in ledger.ingest_ms:
+            ledger.resent[key] += 1
+        ledger.ingest_ms[key] = tick.ingest_time_ms
     return ledger
 
 

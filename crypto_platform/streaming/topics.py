@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import TopicAlreadyExistsError
 
 from crypto_platform.settings import Settings
@@ -15,6 +18,34 @@ from crypto_platform.streaming.kafka_options import kafka_client_options
 
 def admin_client(settings: Settings, **config: object) -> KafkaAdminClient:
     return KafkaAdminClient(**kafka_client_options(settings), client_id="crypto-platform", **config)
+
+
+def read_to_end(
+    settings: Settings, topic: str, *, timeout_s: float, client_id: str = "crypto-topic-reader"
+) -> Iterator[ConsumerRecord]:
+    """Every record of `topic`, from its beginning to the end offsets it had when called.
+
+    No group: nothing is committed. Raises TimeoutError if the reading takes over `timeout_s`.
+    """
+    consumer = KafkaConsumer(
+        **kafka_client_options(settings),
+        client_id=client_id,
+        enable_auto_commit=False,
+        max_poll_records=10_000,
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning()
+        ends = consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < end for tp, end in ends.items()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {topic} took over {timeout_s:.0f}s")
+            for records in consumer.poll(timeout_ms=500).values():
+                yield from records
+    finally:
+        consumer.close()
 
 
 def ensure_topics(settings: Settings) -> list[str]:
