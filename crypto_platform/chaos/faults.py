@@ -11,12 +11,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import psutil
-
 from crypto_platform.chaos.pipeline import DRIVER, PRODUCER, SINK, Pipeline
 from crypto_platform.errors import ConfigurationError
 from crypto_platform.stack import LocalStack
-from crypto_platform.stack.process import port_in_use
 from crypto_platform.stack.server import LocalServer
 
 log = logging.getLogger(__name__)
@@ -56,22 +53,7 @@ def _restart_broker(target: Target) -> None:
     started = time.monotonic()
     server.process.stop(timeout=STOP_TIMEOUT_S)
     log.info("kafka: stopped after %.1fs", time.monotonic() - started)
-    _wait_port_free(server.client_port)
-    target.stack.up(progress=log.info)
-
-
-def _wait_port_free(port: int, timeout: float = 30.0) -> None:
-    """Wait until nothing holds `port` (a closing socket may, briefly); say who does if stuck."""
-    deadline = time.monotonic() + timeout
-    while port_in_use(port) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if port_in_use(port):
-        holders = [
-            f"{c.status} {c.laddr} -> {c.raddr} (pid {c.pid})"
-            for c in psutil.net_connections(kind="tcp")
-            if c.laddr and c.laddr.port == port
-        ]
-        log.error("port %d still in use after %.0fs: %s", port, timeout, "; ".join(holders))
+    target.stack.up(progress=log.info)  # waits for a port a retrying client still holds
 
 
 def _outage(server: str) -> Callable[[Target], None]:

@@ -19,7 +19,7 @@ from crypto_platform.stack.server import LocalServer
 
 log = logging.getLogger(__name__)
 
-PORT_RELEASE_WAIT_S = 10.0  # how long a port held by no listener may take to come free
+PORT_RELEASE_WAIT_S = 30.0  # how long a port held by no listener may take to come free
 
 
 @dataclass(frozen=True)
