@@ -317,6 +317,11 @@ def aggregate(ctx: click.Context, available_now: bool) -> None:
     help="Only the Spark rows: catch-up beside the bare clients, micro-batches "
     "(results in latest[-quick]-spark.*).",
 )
+@click.option(
+    "--soak", "soak_minutes", type=click.IntRange(min=2), metavar="MINUTES",
+    help="Only the soak: the whole pipeline at 1,000 ticks/s for MINUTES, figures per minute "
+    "and whether they stay flat (results in soak.json, soak.md; exit 1 if not flat).",
+)  # fmt: skip
 @click.pass_context
 def bench(
     ctx: click.Context,
@@ -325,6 +330,7 @@ def bench(
     out: Path,
     api_only: bool,
     spark_only: bool,
+    soak_minutes: int | None,
 ) -> None:
     """Throughput and latency of producer, sink, Spark and API, beside bare clients (same run)."""
     from crypto_platform.bench.report import summarise, write
@@ -332,6 +338,11 @@ def bench(
 
     if api_only and spark_only:
         raise click.UsageError("--api-only and --spark-only exclude each other")
+    if soak_minutes is not None:
+        if quick or api_only or spark_only:
+            raise click.UsageError("--soak runs alone: no --quick, --api-only or --spark-only")
+        _soak(_settings(ctx), soak_minutes, own_stack=not use_running_stack, out=out)
+        return
     results = run_benchmark(
         _settings(ctx),
         quick=quick,
@@ -343,6 +354,18 @@ def bench(
     json_path, table_path = write(summary, out)
     click.echo("\n" + table_path.read_text())
     click.echo(f"results: {json_path}, {table_path}")
+
+
+def _soak(settings: Settings, minutes: int, *, own_stack: bool, out: Path) -> None:
+    from crypto_platform.bench.soak import run_soak
+    from crypto_platform.bench.soak_report import results, write
+
+    result = results(run_soak(settings, minutes, own_stack=own_stack, say=click.echo))
+    json_path, table_path = write(result, out)
+    click.echo("\n" + table_path.read_text())
+    click.echo(f"results: {json_path}, {table_path}")
+    if not result["passed"]:
+        sys.exit(1)
 
 
 @cli.command()

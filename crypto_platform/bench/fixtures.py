@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import statistics
+import tempfile
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
@@ -15,8 +18,27 @@ from kafka.consumer.fetcher import ConsumerRecord
 from crypto_platform.settings import Settings
 from crypto_platform.sources.simulated import START_PRICES, SimulatedSource
 from crypto_platform.stack import LocalStack
+from crypto_platform.stack.ephemeral import ephemeral_settings
 from crypto_platform.streaming.kafka_options import kafka_client_options
 from crypto_platform.ticks import Tick
+
+
+@contextlib.contextmanager
+def measured_stack(
+    settings: Settings, *, own_stack: bool, say: Callable[[str], None]
+) -> Iterator[Settings]:
+    """The settings of a stack of its own (free ports, temp dir, stopped after), or the given."""
+    if not own_stack:
+        yield settings
+        return
+    with tempfile.TemporaryDirectory(prefix="crypto-bench-") as scratch:
+        stack = LocalStack(ephemeral_settings(Path(scratch)))
+        say(f"starting a stack of its own in {scratch}")
+        stack.up(progress=lambda _: None)
+        try:
+            yield stack.settings
+        finally:
+            stack.down(progress=lambda _: None)
 
 
 def fresh(settings: Settings, label: str) -> Settings:

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any, Literal
 
 from crypto_platform.bench import spark as spark_bench
 from crypto_platform.bench import streaming
-from crypto_platform.bench.fixtures import symbols
+from crypto_platform.bench.fixtures import measured_stack, symbols
 from crypto_platform.settings import Settings
-from crypto_platform.stack import LocalStack
-from crypto_platform.stack.ephemeral import ephemeral_settings
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +46,8 @@ def run_benchmark(
     say: Callable[[str], None] = log.info,
 ) -> dict[str, Any]:
     """Every measurement (or one part's alone); on a stack of its own or the given one."""
-    sizes = QUICK if quick else FULL
-    if not own_stack:
-        return _measure(settings, sizes, only, say)
-    with tempfile.TemporaryDirectory(prefix="crypto-bench-") as scratch:
-        stack = LocalStack(ephemeral_settings(Path(scratch)))
-        say(f"starting a stack of its own in {scratch}")
-        stack.up(progress=lambda _: None)
-        try:
-            return _measure(stack.settings, sizes, only, say)
-        finally:
-            stack.down(progress=lambda _: None)
+    with measured_stack(settings, own_stack=own_stack, say=say) as measured:
+        return _measure(measured, QUICK if quick else FULL, only, say)
 
 
 def _measure(

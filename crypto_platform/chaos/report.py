@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -148,10 +149,16 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(result: dict[str, Any], directory: Path) -> tuple[Path, Path]:
-    """`chaos.json` and `chaos.md` under `directory`."""
+def write(
+    result: dict[str, Any],
+    directory: Path,
+    *,
+    name: str = "chaos",
+    render: Callable[[dict[str, Any]], str] = markdown,
+) -> tuple[Path, Path]:
+    """`<name>.json` and `<name>.md` (the table `render` makes) under `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
-    json_path, table_path = directory / "chaos.json", directory / "chaos.md"
+    json_path, table_path = directory / f"{name}.json", directory / f"{name}.md"
     json_path.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    table_path.write_text(markdown(result))
+    table_path.write_text(render(result))
     return json_path, table_path
