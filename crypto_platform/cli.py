@@ -288,7 +288,7 @@ def aggregate(ctx: click.Context, available_now: bool) -> None:
     finally:
         spark.stop()
     click.echo(
-        f"aggregated {totals.input_rows['prices']} ticks in {totals.batches['prices']} batches "
+        f"aggregated {totals.input_rows} ticks in {totals.batches} batches "
         f"({totals.invalid_rows} invalid, {totals.dropped_late_rows} later than the watermark) "
         f"into {settings.cassandra_keyspace}"
     )

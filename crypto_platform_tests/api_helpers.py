@@ -7,7 +7,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import SimpleNamespace
 
 import httpx
 
@@ -15,28 +14,31 @@ from crypto_platform.api.server import build_server
 from crypto_platform.settings import Settings
 from crypto_platform.spark.cassandra_writer import (
     AGGREGATE_COLUMNS,
-    LATEST_PRICE_COLUMNS,
+    TICK_VALUES,
     CassandraTarget,
+    day_of,
     insert_cql,
     session_for,
-    write_price_partition,
+    write_rows,
 )
 from crypto_platform.stack.ephemeral import free_ports
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
 
 
-def tick_row(symbol: str, price: float, at: dt.datetime, **extra: object) -> SimpleNamespace:
-    """A row shaped like the Spark job's (the writer reads attributes), optional fields null."""
-    fields: dict[str, object] = dict.fromkeys(LATEST_PRICE_COLUMNS)
+def tick_row(symbol: str, price: float, at: dt.datetime, **extra: object) -> dict[str, object]:
+    """A tick shaped like a row of the Spark job's batches, optional fields null."""
+    ms = int(at.replace(tzinfo=dt.UTC).timestamp() * 1000)
+    fields: dict[str, object] = dict.fromkeys(TICK_VALUES)
     fields |= {"symbol": symbol, "source": "simulated", "price": price, "quote": "USD"}
-    fields |= {"event_time": at, "ingest_time": at + dt.timedelta(milliseconds=40)}
-    return SimpleNamespace(**(fields | extra))
+    fields |= {"event_time_ms": ms, "ingest_time_ms": ms + 40, "day": day_of(ms)}
+    return fields | extra
 
 
-def write_ticks(settings: Settings, rows: list[SimpleNamespace]) -> None:
+def write_ticks(settings: Settings, rows: list[dict[str, object]]) -> None:
     """Through the Spark job's own writer: prices_by_symbol and latest_prices."""
-    write_price_partition(CassandraTarget.from_settings(settings), iter(rows))
+    columns = {name: [row[name] for row in rows] for name in TICK_VALUES}
+    write_rows(CassandraTarget.from_settings(settings), ticks=columns)
 
 
 def write_window(

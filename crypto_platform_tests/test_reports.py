@@ -270,8 +270,8 @@ def test_throughput_report_counts_and_latencies(planted: Planted) -> None:
     assert mongo_latency["samples"] == stored and cassandra_latency["samples"] == stored
     assert 0 <= mongo_latency["p50"] <= mongo_latency["p95"] <= mongo_latency["p99"]
     assert 0 <= cassandra_latency["p50"] <= cassandra_latency["p99"]
-    assert report["spark"]["prices"]["batches"] >= 1
-    assert report["spark"]["prices"]["duration_s"]["p50"] > 0
+    assert report["spark"]["ticks"]["batches"] >= 1
+    assert report["spark"]["ticks"]["duration_s"]["p50"] > 0
 
     metadata = materialize_unpartitioned(throughput_report_asset, planted)
     assert metadata["dead_letters"].value == 1

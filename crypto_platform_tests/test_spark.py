@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,12 +10,12 @@ import dagster as dg
 import orjson
 import pytest
 from kafka import KafkaProducer
-from pyspark.sql import Row, SparkSession
+from pyspark.sql import SparkSession
 
 from crypto_platform.defs.analytics.assets import CASSANDRA_AGGREGATES_BY_SYMBOL, spark_aggregation
 from crypto_platform.defs.streams.resources import CassandraResource, KafkaResource, SparkResource
 from crypto_platform.settings import Settings
-from crypto_platform.spark.cassandra_writer import CassandraTarget, write_aggregates
+from crypto_platform.spark.cassandra_writer import CassandraTarget, write_rows
 from crypto_platform.spark.job import AggregationFailed, run_aggregation
 from crypto_platform.spark.kafka_source import SOURCE_NAME
 from crypto_platform.spark.session import spark_session
@@ -54,6 +53,13 @@ def catch_up(spark: SparkSession, settings: Settings):
     return run_aggregation(spark, settings, threading.Event(), available_now=True)
 
 
+def catch_up_reporting(spark: SparkSession, settings: Settings, report):
+    """A catch-up that reports a snapshot after every poll of its progress."""
+    return run_aggregation(
+        spark, settings, threading.Event(), available_now=True, report=report, report_every=0
+    )
+
+
 def test_every_window_matches_an_independent_computation(
     spark: SparkSession, spark_settings: Settings
 ) -> None:
@@ -62,7 +68,7 @@ def test_every_window_matches_an_independent_computation(
 
     totals = catch_up(spark, spark_settings)
 
-    assert totals.input_rows["prices"] == 450
+    assert totals.input_rows == 450
     stored = stored_windows(spark_settings, ticks)
     assert_matches(stored, reference_windows(ticks))
     for row in stored.values():
@@ -79,12 +85,12 @@ def test_restart_from_the_checkpoint_reads_nothing_twice_and_misses_nothing(
     ticks = sorted(deterministic_ticks(120), key=lambda tick: tick.event_time_ms)
     first, second = ticks[:200], ticks[200:]  # the stream goes on in time
     publish(spark_settings, first)
-    assert catch_up(spark, spark_settings).input_rows["prices"] == len(first)
+    assert catch_up(spark, spark_settings).input_rows == len(first)
 
     publish(spark_settings, second)
     again = catch_up(spark, spark_settings)
 
-    assert again.input_rows["prices"] == len(second)
+    assert again.input_rows == len(second)
     assert_matches(stored_windows(spark_settings, ticks), reference_windows(ticks))
     assert count_rows(spark_settings, "prices_by_symbol") == len(ticks)
 
@@ -117,19 +123,29 @@ def test_cassandra_down_fails_clearly_and_a_restart_resumes_without_loss(
     assert count_rows(spark_settings, "prices_by_symbol") == len(ticks)
 
 
-def test_ticks_later_than_the_watermark_are_dropped_and_counted(
+def test_late_ticks_count_within_the_watermark_and_are_dropped_beyond_it(
     spark: SparkSession, spark_settings: Settings
 ) -> None:
-    on_time = deterministic_ticks(200)  # 200 x 7 s: the watermark ends ~13 min past T0
-    publish(spark_settings, on_time)
-    catch_up(spark, spark_settings)
-    late = deterministic_ticks(1, start_ms=T0_MS + 30_000, seed=99)
+    on_time = sorted(deterministic_ticks(200), key=lambda tick: tick.event_time_ms)
+    # Two runs: a batch's watermark is the previous batch's newest event time minus 10 min
+    # (no empty batch is run only to move it), so the second run's ends ~100 s past T0.
+    first = []
+    for part in (on_time[:300], on_time[300:]):
+        publish(spark_settings, part)
+        catch_up_reporting(spark, spark_settings, first.append)
+    assert first[-1]["watermark_epoch_s"] * 1000 > T0_MS + 60_000
+    late = deterministic_ticks(1, start_ms=T0_MS + 30_000, seed=99)  # its windows expired
+    within = deterministic_ticks(1, start_ms=T0_MS + 1_000_000, seed=98)  # still open
 
-    publish(spark_settings, late)
-    totals = catch_up(spark, spark_settings)
+    publish(spark_settings, late + within)
+    snapshots = []
+    totals = catch_up_reporting(spark, spark_settings, snapshots.append)
 
-    assert totals.dropped_late_rows >= 1
-    assert_matches(stored_windows(spark_settings, on_time), reference_windows(on_time))
+    assert totals.dropped_late_rows == 3 and totals.ticks_written == 3
+    assert_matches(stored_windows(spark_settings, on_time), reference_windows(on_time + within))
+    assert count_rows(spark_settings, "prices_by_symbol") == len(on_time) + 3
+    # Expired windows left the state: what remains is bounded by the watermark, not the input.
+    assert 0 < snapshots[-1]["state_rows"] < len(on_time)
 
 
 def test_max_offsets_per_trigger_splits_the_catch_up(
@@ -141,8 +157,8 @@ def test_max_offsets_per_trigger_splits_the_catch_up(
 
     totals = catch_up(spark, limited)
 
-    assert totals.input_rows["prices"] == 300
-    assert totals.batches["prices"] >= 6
+    assert totals.input_rows == 300
+    assert totals.batches >= 6
 
 
 def test_the_asset_job_materialises_the_aggregates(
@@ -271,24 +287,25 @@ def test_the_sink_and_spark_accept_and_reject_the_same_messages_for_the_same_rea
 
 
 def test_a_late_tick_never_leaves_latest_aggregates_a_mix_of_two_versions(
-    spark: SparkSession, spark_settings: Settings
+    spark_settings: Settings,
 ) -> None:
-    start = dt.datetime.fromtimestamp(T0_MS / 1000, dt.UTC)
-    last = start + dt.timedelta(seconds=100)
+    last_ms = T0_MS + 100_000
 
-    def version(count: int, am: float, gm: float) -> Row:
-        return Row(
-            symbol="BTC", window_start=start, window_end=start + dt.timedelta(seconds=300),
-            arithmetic_mean=am, geometric_mean=gm, harmonic_mean=gm - 1, tick_count=count,
-            min_price=1.0, max_price=2.0, first_price=1.0, last_price=2.0, last_event_time=last,
-        )  # fmt: skip
+    def version(count: int, am: float, gm: float) -> dict[str, list[object]]:
+        window = {
+            "symbol": "BTC", "day": "2026-01-05", "window_start_ms": T0_MS,
+            "window_end_ms": T0_MS + 300_000, "arithmetic_mean": am, "geometric_mean": gm,
+            "harmonic_mean": gm - 1, "tick_count": count, "min_price": 1.0, "max_price": 2.0,
+            "first_price": 1.0, "last_price": 2.0, "last_event_ms": last_ms,
+        }  # fmt: skip
+        return {column: [value] for column, value in window.items()}
 
     # A late tick: same last event time, one tick more; each version beats the other on a cell.
     before, after = version(5, am=20.0, gm=10.0), version(6, am=19.0, gm=11.0)
     target = CassandraTarget.from_settings(spark_settings)
     for first, second in ((before, after), (after, before)):
-        write_aggregates(spark.createDataFrame([first]), target)
-        write_aggregates(spark.createDataFrame([second]), target)
+        write_rows(target, windows=first)
+        write_rows(target, windows=second)
 
         cluster, session = cassandra.connect(spark_settings)
         try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import os
 import re
@@ -19,18 +18,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import httpx
 
 from crypto_platform.bench.fixtures import fresh, median, percentile
 from crypto_platform.settings import Settings
-from crypto_platform.spark.cassandra_writer import (
-    LATEST_PRICE_COLUMNS,
-    CassandraTarget,
-    write_price_partition,
-)
+from crypto_platform.spark.cassandra_writer import TICK_VALUES, CassandraTarget, day_of, write_rows
 from crypto_platform.stack.ephemeral import free_ports
 from crypto_platform.storage import cassandra
 
@@ -40,15 +34,13 @@ PUSH_SAMPLES = 60
 WARM_UP_S = 10.0
 
 
-def _tick(symbol: str, price: float, at: dt.datetime) -> SimpleNamespace:
-    row = dict.fromkeys(LATEST_PRICE_COLUMNS)
-    row |= {"symbol": symbol, "source": "simulated", "price": price, "quote": "USD"}
-    return SimpleNamespace(**(row | {"event_time": at, "ingest_time": at}))
-
-
 def _write(target: CassandraTarget, symbol: str, price: float) -> None:
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    write_price_partition(target, iter(cast(list[Any], [_tick(symbol, price, now)])))
+    """One tick of now through the Spark job's own writer."""
+    now = int(time.time() * 1000)
+    tick: dict[str, Any] = dict.fromkeys(TICK_VALUES)
+    tick |= {"symbol": symbol, "source": "simulated", "price": price, "quote": "USD"}
+    tick |= {"event_time_ms": now, "ingest_time_ms": now, "day": day_of(now)}
+    write_rows(target, ticks={name: [value] for name, value in tick.items()})
 
 
 def _bare_rate(settings: Settings, symbols: list[str], seconds: float) -> float:

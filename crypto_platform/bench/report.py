@@ -156,9 +156,8 @@ def _spark_rows(sp: dict[str, Any], ok: dict[str, str], targets: dict[str, str])
         f"{bare['read_per_s']:,}, cassandra-driver unlogged batches {bare['write_per_s']:,}) | "
         f"{c['ratio']} | >= 0.8: {ok['spark_catchup_ratio']}; >= 20,000 rows/s: "
         f"{ok['spark_catchup_rows_per_s']} |",
-        f"| Spark micro-batch at {m['rate']:.0f} ticks/s, s (prices / aggregates) | p50 "
-        f"{m['prices']['p50_s']} / {m['aggregates']['p50_s']}, p99 {m['prices']['p99_s']} / "
-        f"{m['aggregates']['p99_s']} | - | p50 {m['p50_s']}, p99 {m['p99_s']} | p50 < 1.5: "
+        f"| Spark micro-batch at {m['rate']:.0f} ticks/s, s ({m['batches']} batches) | p50 "
+        f"{m['p50_s']}, p99 {m['p99_s']} | - | p50 {m['p50_s']}, p99 {m['p99_s']} | p50 < 1.5: "
         f"{ok['spark_batch_p50_s']}; p99 < 3: {ok['spark_batch_p99_s']} |",
         f"| latency at {m['rate']:.0f}/s, ingest to prices_by_symbol write time, ms "
         f"({lat['rows']:,} rows, {m['trigger_s']} s trigger) | p50 {lat['p50_ms']:.0f}, "
@@ -168,27 +167,20 @@ def _spark_rows(sp: dict[str, Any], ok: dict[str, str], targets: dict[str, str])
 
 
 def _phase_table(sp: dict[str, Any]) -> list[str]:
-    """Where a batch's time goes: each query's median `durationMs` phases, in both runs."""
+    """Where a batch's time goes: the median `durationMs` phases, in both runs."""
     c, m = sp["catch_up"], sp["micro_batches"]
     runs = [
-        (f"catch-up ({c['ticks']:,} ticks)", name, c["batches"][name], c["duration_ms_p50"][name])
-        for name in ("prices", "aggregates")
-    ] + [
-        (f"micro-batch at {m['rate']:.0f}/s", name, m[name]["batches"], m[name]["duration_ms_p50"])
-        for name in ("prices", "aggregates")
+        (f"catch-up ({c['ticks']:,} ticks)", c["batches"], c["duration_ms_p50"]),
+        (f"micro-batch at {m['rate']:.0f}/s", m["batches"], m["duration_ms_p50"]),
     ]
     lines = [
         "",
-        "| Spark batch phases, p50 ms (durationMs) | query | batches | "
-        + " | ".join(PHASES)
-        + " |",
-        "| --- | --- | ---: |" + " ---: |" * len(PHASES),
+        "| Spark batch phases, p50 ms (durationMs) | batches | " + " | ".join(PHASES) + " |",
+        "| --- | ---: |" + " ---: |" * len(PHASES),
     ]
     lines += [
-        f"| {run} | {name} | {batches} | "
-        + " | ".join(f"{phases[phase]:,.0f}" for phase in PHASES)
-        + " |"
-        for run, name, batches, phases in runs
+        f"| {run} | {batches} | " + " | ".join(f"{phases[phase]:,.0f}" for phase in PHASES) + " |"
+        for run, batches, phases in runs
     ]
     return lines
 

@@ -1,7 +1,7 @@
 """Spark: available-now catch-up throughput, and micro-batch durations at a steady rate.
 
-Both report where each batch's time goes: per query, the median of every `durationMs`
-phase of its batches (latestOffset, queryPlanning, addBatch, walCommit, commitOffsets,
+Both report where each batch's time goes: the median of every `durationMs` phase of the
+query's batches (latestOffset, queryPlanning, addBatch, walCommit, commitOffsets,
 and triggerExecution, their whole).
 """
 
@@ -24,7 +24,7 @@ from crypto_platform.bench.fixtures import (
 from crypto_platform.bench.write_times import wait_for_rows, write_latencies_ms
 from crypto_platform.settings import Settings
 from crypto_platform.sources.simulated import SimulatedSource
-from crypto_platform.spark.job import QUERIES, QueryTotals, run_aggregation
+from crypto_platform.spark.job import QueryTotals, run_aggregation
 from crypto_platform.streaming.producer import TickProducer, run_producer
 from crypto_platform.streaming.progress import Progress
 
@@ -52,15 +52,13 @@ def _catch_up(spark: SparkSession, isolated: Settings, count: int) -> dict[str, 
     started = time.perf_counter()
     totals = run_aggregation(spark, isolated, threading.Event(), available_now=True)
     elapsed = time.perf_counter() - started
-    assert totals.input_rows["prices"] == count, totals.input_rows
+    assert totals.input_rows == count, totals.input_rows
     return {
         "ticks": count,
         "seconds": round(elapsed, 2),
         "rows_per_s": round(count / elapsed),
-        "batches": {name: len(totals.batch_durations_ms[name]) for name in QUERIES},
-        "duration_ms_p50": {
-            name: phase_medians(totals.batch_durations_ms[name]) for name in QUERIES
-        },
+        "batches": len(totals.batch_durations_ms),
+        "duration_ms_p50": phase_medians(totals.batch_durations_ms),
     }
 
 
@@ -98,7 +96,7 @@ def phase_medians(batches: list[dict[str, int]]) -> dict[str, float]:
 def micro_batches(
     spark: SparkSession, settings: Settings, rate: float, seconds: float, symbol_list: list[str]
 ) -> dict[str, Any]:
-    """Batch durations of both continuous queries while ticks arrive at `rate` per second.
+    """Batch durations of the continuous query while ticks arrive at `rate` per second.
 
     And how long each tick took from its ingest to its write into prices_by_symbol.
     """
@@ -111,7 +109,7 @@ def micro_batches(
         target=lambda: outcome.update(totals=run_aggregation(spark, isolated, stop)),
     )
     spark_thread.start()
-    time.sleep(3)  # the queries start (and settle their first, empty batch)
+    time.sleep(3)  # the query starts (and settles its first, empty batch)
     producer = TickProducer(isolated)
     source = SimulatedSource(symbol_list, rate=rate)
     run_producer(
@@ -123,18 +121,17 @@ def micro_batches(
     stop.set()
     spark_thread.join()
     totals = outcome["totals"]
-    result: dict[str, Any] = {"rate": rate, "seconds": seconds, "trigger_s": TRIGGER_S}
-    for name in QUERIES:
-        batches = totals.batch_durations_ms[name][1:]  # the first batch pays for planning
-        durations = [batch["triggerExecution"] / 1000 for batch in batches]
-        result[name] = {
-            "batches": len(durations),
-            "p50_s": round(median(durations), 3),
-            "p99_s": round(percentile(durations, 0.99), 3),
-            "duration_ms_p50": phase_medians(batches),
-        }
-    result["p50_s"] = max(result[name]["p50_s"] for name in QUERIES)
-    result["p99_s"] = max(result[name]["p99_s"] for name in QUERIES)
+    batches = totals.batch_durations_ms[1:]  # the first batch pays for planning
+    durations = [batch["triggerExecution"] / 1000 for batch in batches]
+    result: dict[str, Any] = {
+        "rate": rate,
+        "seconds": seconds,
+        "trigger_s": TRIGGER_S,
+        "batches": len(durations),
+        "p50_s": round(median(durations), 3),
+        "p99_s": round(percentile(durations, 0.99), 3),
+        "duration_ms_p50": phase_medians(batches),
+    }
     latencies = write_latencies_ms(isolated)
     result["cassandra_latency"] = {
         "sent": sent,

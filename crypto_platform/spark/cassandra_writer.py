@@ -1,11 +1,13 @@
-"""foreachBatch writers: upserts into the four Cassandra tables, concurrent, never row by row.
+"""The foreachBatch writer: upserts into the four Cassandra tables, concurrent, never row by row.
 
-Raw prices and latest prices are written from the executors (one session per Python
-worker, unlogged batches of one Cassandra partition each, many in flight); the
-aggregates (a few rows per batch) from the driver. `latest_*` rows are written
-`USING TIMESTAMP` of their event time (`latest_aggregates`: of their last event and tick
-count, see `version_timestamp`), so of concurrent, replayed or late writes the newest
-version always wins, whole. Re-running a batch writes the same rows: upserts by primary key.
+Each batch is written in one pass on the executors: a partition holds whole coins (the
+rows come grouped by symbol), its ticks and the windows they changed, handed over as
+Arrow columns. One session and one set of prepared statements per Python worker;
+unlogged batches of one Cassandra partition each, many in flight. `latest_*` rows are
+written `USING TIMESTAMP` of their event time (`latest_aggregates`: of their last event
+and tick count, see `version_timestamp`), so of concurrent, replayed or late writes the
+newest version always wins, whole. Re-running a batch writes the same rows: upserts by
+primary key.
 """
 
 from __future__ import annotations
@@ -14,14 +16,19 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from cassandra.cluster import Session
-from cassandra.concurrent import execute_concurrent, execute_concurrent_with_args
+from cassandra.concurrent import execute_concurrent
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
-from pyspark.sql import DataFrame, Row
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from crypto_platform.settings import Settings
+from crypto_platform.spark.windowed_means import TICK, WINDOW
 from crypto_platform.storage import cassandra
 
 BATCH_ROWS = 100
@@ -49,6 +56,7 @@ class CassandraTarget:
 
 
 _sessions: dict[CassandraTarget, Session] = {}
+_prepared: dict[tuple[CassandraTarget, str], PreparedStatement] = {}
 
 
 def session_for(target: CassandraTarget) -> Session:
@@ -58,21 +66,25 @@ def session_for(target: CassandraTarget) -> Session:
     return _sessions[target]
 
 
+def prepared(target: CassandraTarget, cql: str) -> PreparedStatement:
+    """Prepared once per process: preparing is a round trip to the server."""
+    if (target, cql) not in _prepared:
+        _prepared[(target, cql)] = session_for(target).prepare(cql)
+    return _prepared[(target, cql)]
+
+
 def close_sessions() -> None:
     """Shut down the cached sessions' clusters.
 
     A process that ends with one still open prints a traceback from the driver's scheduler
     thread (its executor is already shut down by then), so callers that can, close them.
     """
+    _prepared.clear()
     while _sessions:
         _sessions.popitem()[1].cluster.shutdown()
 
 
-def _micros(moment: dt.datetime) -> int:
-    return int(moment.replace(tzinfo=moment.tzinfo or dt.UTC).timestamp() * 1_000_000)
-
-
-def version_timestamp(last_event_time: dt.datetime, tick_count: int) -> int:
+def version_timestamp(last_event_ms: int, tick_count: int) -> int:
     """The write timestamp of a `latest_aggregates` version: strictly newer, strictly larger.
 
     A version is newer when its last event is later, or, with the same last event (a late
@@ -80,45 +92,77 @@ def version_timestamp(last_event_time: dt.datetime, tick_count: int) -> int:
     million ticks per window), so Cassandra never resolves a tie cell by cell into a row
     mixing both: `last event ms * 1_000_000 + tick_count` (fits a 64-bit timestamp).
     """
-    return _micros(last_event_time) // 1000 * VERSIONS_PER_MS + min(tick_count, VERSIONS_PER_MS - 1)
+    return last_event_ms * VERSIONS_PER_MS + min(tick_count, VERSIONS_PER_MS - 1)
 
 
-def _day(moment: dt.datetime) -> str:
-    return moment.strftime("%Y-%m-%d")
+def day_of(ms: int) -> str:
+    """The `day` partition of a moment (ms since the epoch, UTC)."""
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d")
 
+
+# Columns of a batch as Python lists, by name: what the writers take (Arrow hands them
+# over column by column, far cheaper than row objects).
+Columns = dict[str, list[Any]]
 
 PRICE_COLUMNS = ("symbol", "day", "event_time", "source", "price", "quote", "ingest_time")
 LATEST_PRICE_COLUMNS = (
     "symbol", "source", "price", "quote", "event_time", "ingest_time", "name", "market_cap",
     "volume_24h", "change_24h_pct", "number_of_markets", "total_supply", "uuid",
 )  # fmt: skip
+AGGREGATE_COLUMNS = (
+    "arithmetic_mean", "geometric_mean", "harmonic_mean", "tick_count", "min_price",
+    "max_price", "first_price", "last_price", "updated_at",
+)  # fmt: skip
+WINDOW_KEY = ("symbol", "window_seconds", "window_start", "window_end")
+# Where a Cassandra column comes from in a batch (timestamps travel as ms since the epoch,
+# which the driver writes as they are).
+SOURCE_COLUMN = {
+    "event_time": "event_time_ms", "ingest_time": "ingest_time_ms",
+    "window_start": "window_start_ms", "window_end": "window_end_ms",
+}  # fmt: skip
+WINDOW_VALUES = (
+    "symbol", "day", "window_start_ms", "window_end_ms", "arithmetic_mean", "geometric_mean",
+    "harmonic_mean", "tick_count", "min_price", "max_price", "first_price", "last_price",
+    "last_event_ms",
+)  # fmt: skip
+TICK_VALUES = tuple(
+    dict.fromkeys(SOURCE_COLUMN.get(c, c) for c in (*PRICE_COLUMNS, *LATEST_PRICE_COLUMNS))
+)
 
 
-def write_price_partition(target: CassandraTarget, rows: Iterator[Row]) -> None:
-    """Executor side: ticks into prices_by_symbol, the newest per symbol into latest_prices.
+def insert_cql(
+    keyspace: str, table: str, columns: tuple[str, ...], *, using_timestamp: bool = False
+) -> str:
+    """A prepared INSERT (an upsert in CQL); names are constants and a validated keyspace."""
+    markers = ", ".join("?" for _ in columns)
+    statement = f"INSERT INTO {keyspace}.{table} ({', '.join(columns)}) VALUES ({markers})"
+    return statement + (" USING TIMESTAMP ?" if using_timestamp else "")
 
-    Each partition writes its own newest tick per symbol `USING TIMESTAMP` of the event
-    time, and Cassandra keeps the newest of all: no shuffle, no second Spark job.
+
+def price_statements(target: CassandraTarget, ticks: Columns) -> list[tuple[Any, Any]]:
+    """Ticks into prices_by_symbol; each coin's newest of them into latest_prices.
+
+    Each writer sends its own newest tick per coin `USING TIMESTAMP` of the event time,
+    and Cassandra keeps the newest of all: no shuffle, no second Spark job.
     """
-    session = session_for(target)
-    insert = session.prepare(insert_cql(target.keyspace, "prices_by_symbol", PRICE_COLUMNS))
-    insert_latest = session.prepare(
-        insert_cql(target.keyspace, "latest_prices", LATEST_PRICE_COLUMNS, using_timestamp=True)
-    )
+    ks = target.keyspace
+    insert = prepared(target, insert_cql(ks, "prices_by_symbol", PRICE_COLUMNS))
     by_key: dict[tuple[str, str], list[tuple]] = defaultdict(list)
-    newest: dict[str, Row] = {}
-    for row in rows:
-        day = _day(row.event_time)
-        by_key[(row.symbol, day)].append(
-            (row.symbol, day, row.event_time, row.source, row.price, row.quote, row.ingest_time)
-        )
-        if row.symbol not in newest or row.event_time > newest[row.symbol].event_time:
-            newest[row.symbol] = row
+    newest: dict[str, int] = {}
+    values = zip(*(ticks[SOURCE_COLUMN.get(c, c)] for c in PRICE_COLUMNS), strict=True)
+    for i, row in enumerate(values):
+        by_key[(row[0], row[1])].append(row)
+        symbol, at = row[0], row[2]
+        if symbol not in newest or at > ticks["event_time_ms"][newest[symbol]]:
+            newest[symbol] = i
     statements = partition_batches(insert, by_key.values())
-    for row in newest.values():
-        latest = tuple(getattr(row, column) for column in LATEST_PRICE_COLUMNS)
-        statements.append((insert_latest, (*latest, _micros(row.event_time))))
-    _run(session, statements)
+    insert_latest = prepared(
+        target, insert_cql(ks, "latest_prices", LATEST_PRICE_COLUMNS, using_timestamp=True)
+    )
+    for i in newest.values():
+        latest = tuple(ticks[SOURCE_COLUMN.get(c, c)][i] for c in LATEST_PRICE_COLUMNS)
+        statements.append((insert_latest, (*latest, ticks["event_time_ms"][i] * 1000)))
+    return statements
 
 
 def partition_batches(
@@ -139,100 +183,91 @@ def partition_batches(
     return statements
 
 
-def write_prices(batch: DataFrame, target: CassandraTarget) -> None:
-    """ForeachBatch of the price query: one pass over the partitions, on the executors."""
-    batch.foreachPartition(lambda rows: write_price_partition(target, rows))
-
-
-AGGREGATE_COLUMNS = (
-    "arithmetic_mean", "geometric_mean", "harmonic_mean", "tick_count", "min_price",
-    "max_price", "first_price", "last_price", "updated_at",
-)  # fmt: skip
-
-
-def insert_cql(
-    keyspace: str, table: str, columns: tuple[str, ...], *, using_timestamp: bool = False
-) -> str:
-    """A prepared INSERT (an upsert in CQL); names are constants and a validated keyspace."""
-    markers = ", ".join("?" for _ in columns)
-    statement = f"INSERT INTO {keyspace}.{table} ({', '.join(columns)}) VALUES ({markers})"
-    return statement + (" USING TIMESTAMP ?" if using_timestamp else "")
-
-
-def _aggregate_values(row: Row, now: dt.datetime) -> tuple:
-    return (
-        row.arithmetic_mean, row.geometric_mean, row.harmonic_mean, row.tick_count,
-        row.min_price, row.max_price, row.first_price, row.last_price, now,
-    )  # fmt: skip
-
-
-def current_windows(rows: Iterable[Row]) -> dict[str, Row]:
-    """Per symbol, the moving window as of its newest tick.
+def current_windows(windows: list[tuple]) -> dict[str, tuple]:
+    """Per coin, the moving window as of its newest tick (rows shaped as WINDOW_VALUES).
 
     That is the window which contains the tick and started earliest, so it covers the
     most recent full window length.
     """
-    newest: dict[str, dt.datetime] = {}
-    for row in rows:
-        newest[row.symbol] = max(newest.get(row.symbol, row.last_event_time), row.last_event_time)
-    chosen: dict[str, Row] = {}
-    for row in rows:
-        t = newest[row.symbol]
-        if row.window_start <= t < row.window_end and (
-            row.symbol not in chosen or row.window_start < chosen[row.symbol].window_start
-        ):
-            chosen[row.symbol] = row
+    newest: dict[str, int] = {}
+    for symbol, *_, last_ms in windows:
+        newest[symbol] = max(newest.get(symbol, last_ms), last_ms)
+    chosen: dict[str, tuple] = {}
+    for row in windows:
+        symbol, _, start, end = row[:4]
+        if start <= newest[symbol] < end and (symbol not in chosen or start < chosen[symbol][2]):
+            chosen[symbol] = row
     return chosen
 
 
-def write_aggregates(batch: DataFrame, target: CassandraTarget) -> None:
-    """ForeachBatch of the aggregate query: aggregates_by_symbol and latest_aggregates."""
-    rows = batch.collect()
-    if not rows:
-        return
-    session = session_for(target)
+def window_statements(target: CassandraTarget, windows: Columns) -> list[tuple[Any, Any]]:
+    """Windows into aggregates_by_symbol; each coin's current one into latest_aggregates."""
+    ks, seconds = target.keyspace, target.window_seconds
+    by_symbol = prepared(
+        target,
+        insert_cql(ks, "aggregates_by_symbol", (*WINDOW_KEY, "day", *AGGREGATE_COLUMNS)),
+    )
+    latest = prepared(
+        target,
+        insert_cql(
+            ks, "latest_aggregates", (*WINDOW_KEY, *AGGREGATE_COLUMNS), using_timestamp=True
+        ),
+    )
     now = dt.datetime.now(dt.UTC)
-    by_symbol = session.prepare(
-        insert_cql(
-            target.keyspace,
-            "aggregates_by_symbol",
-            ("symbol", "window_seconds", "day", "window_start", "window_end", *AGGREGATE_COLUMNS),
+    rows = list(zip(*(windows[c] for c in WINDOW_VALUES), strict=True))
+    statements: list[tuple[Any, Any]] = [
+        (by_symbol, (symbol, seconds, start, end, day, *means, now))
+        for symbol, day, start, end, *means, _ in rows
+    ]
+    for symbol, _, start, end, *means, last_ms in current_windows(rows).values():
+        count = means[3]
+        statements.append(
+            (latest, (symbol, seconds, start, end, *means, now, version_timestamp(last_ms, count)))
         )
+    return statements
+
+
+def write_rows(
+    target: CassandraTarget, ticks: Columns | None = None, windows: Columns | None = None
+) -> None:
+    """Ticks and windows (columns by name, as in a batch) into their tables, concurrently."""
+    statements = []
+    if ticks and ticks["symbol"]:
+        statements += price_statements(target, ticks)
+    if windows and windows["symbol"]:
+        statements += window_statements(target, windows)
+    execute_concurrent(
+        session_for(target), statements, concurrency=CONCURRENCY, raise_on_first_error=True
     )
-    latest = session.prepare(
-        insert_cql(
-            target.keyspace,
-            "latest_aggregates",
-            ("symbol", "window_seconds", "window_start", "window_end", *AGGREGATE_COLUMNS),
-            using_timestamp=True,
-        )
+
+
+WRITTEN = "ticks long, windows long"
+
+
+def _columns(table: pa.Table, names: Iterable[str]) -> Columns:
+    return {name: table.column(name).to_pylist() for name in names}
+
+
+def write_partition(
+    target: CassandraTarget, batches: Iterator[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
+    """mapInArrow, executor side: one partition's ticks and windows; yields the counts."""
+    received = list(batches)
+    if not received:  # an empty partition
+        return
+    table = pa.Table.from_batches(received)
+    ticks, windows = (table.filter(pc.equal(table.column("kind"), kind)) for kind in (TICK, WINDOW))
+    write_rows(target, _columns(ticks, TICK_VALUES), _columns(windows, WINDOW_VALUES))
+    yield pa.RecordBatch.from_pydict(
+        {"ticks": [ticks.num_rows], "windows": [windows.num_rows]},
+        schema=pa.schema([("ticks", pa.int64()), ("windows", pa.int64())]),
     )
-    seconds = target.window_seconds
-    _run_with_args(
-        session,
-        by_symbol,
-        [
-            (r.symbol, seconds, _day(r.window_start), r.window_start, r.window_end,
-             *_aggregate_values(r, now))
-            for r in rows
-        ],
-    )  # fmt: skip
-    _run_with_args(
-        session,
-        latest,
-        [
-            (r.symbol, seconds, r.window_start, r.window_end, *_aggregate_values(r, now),
-             version_timestamp(r.last_event_time, r.tick_count))
-            for r in current_windows(rows).values()
-        ],
-    )  # fmt: skip
 
 
-def _run(session: Session, statements: list[tuple[Any, Any]]) -> None:
-    execute_concurrent(session, statements, concurrency=CONCURRENCY, raise_on_first_error=True)
-
-
-def _run_with_args(session: Session, statement: Any, args: list[tuple]) -> None:
-    execute_concurrent_with_args(
-        session, statement, args, concurrency=CONCURRENCY, raise_on_first_error=True
-    )
+def write_batch(batch: DataFrame, target: CassandraTarget) -> tuple[int, int]:
+    """foreachBatch: one pass over the partitions, on the executors; (ticks, windows) written."""
+    moment = F.coalesce("window_start_ms", "event_time_ms")
+    day = F.date_format(F.timestamp_millis(moment), "yyyy-MM-dd").alias("day")
+    written = batch.select("*", day).mapInArrow(partial(write_partition, target), WRITTEN)
+    counts = written.collect()
+    return sum(r.ticks for r in counts), sum(r.windows for r in counts)

@@ -10,6 +10,8 @@ from pyspark.sql import SparkSession
 from crypto_platform.settings import Settings
 from crypto_platform.spark.kafka_source import KafkaDataSource
 
+ROCKSDB_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+
 
 def spark_session(settings: Settings, app_name: str = "crypto-platform") -> SparkSession:
     """Get or create the session; Python workers run this interpreter (so they see the project)."""
@@ -23,6 +25,13 @@ def spark_session(settings: Settings, app_name: str = "crypto-platform") -> Spar
         # default thread stack overflowed in a stream execution thread.
         .config("spark.driver.extraJavaOptions", "-Xss16m")
         .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
+        # The windows' stateful processor needs RocksDB; its changelog checkpointing
+        # uploads each batch's changes, not a snapshot of the whole store.
+        .config("spark.sql.streaming.stateStore.providerClass", ROCKSDB_PROVIDER)
+        .config("spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled", "true")
+        # No empty follow-up batch only to move the watermark on: the next batch with data
+        # does it (state expiry waits for it; nothing is emitted late for it).
+        .config("spark.sql.streaming.noDataMicroBatches.enabled", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")

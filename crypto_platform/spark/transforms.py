@@ -1,4 +1,4 @@
-"""From parsed Kafka records to valid ticks, and from ticks to windowed means (DataFrame code).
+"""From parsed Kafka records to valid ticks, and from ticks to ticks plus windowed means.
 
 No tick rule lives here: the Kafka source parses every record with the one tick
 definition (`crypto_platform.ticks`) and hands over typed columns and `invalid_reason`,
@@ -11,12 +11,13 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from crypto_platform.spark.kafka_source import TICK_FIELDS
+from crypto_platform.spark.windowed_means import OUTPUT, WindowedMeans
 
 QUALITY_METRICS = "tick_quality"
 
 
 def parse_ticks(records: DataFrame) -> DataFrame:
-    """Valid ticks with `event_time` and `ingest_time` timestamps; invalid rows counted, left out.
+    """Valid ticks with an `event_time` timestamp; invalid rows counted, left out.
 
     The counts travel in the query progress as observed metrics `tick_quality`
     (`rows`, `invalid_rows`); the same messages are in the dead-letter topic with the
@@ -32,45 +33,28 @@ def parse_ticks(records: DataFrame) -> DataFrame:
         observed.where(~invalid)
         .select(*TICK_FIELDS)
         .withColumn("event_time", F.timestamp_millis("event_time_ms"))
-        .withColumn("ingest_time", F.timestamp_millis("ingest_time_ms"))
     )
 
 
-def windowed_means(ticks: DataFrame, *, window_s: int, slide_s: int, watermark_s: int) -> DataFrame:
-    """Per symbol and sliding window: the three means, count, min, max, first and last price.
+def ticks_and_windows(
+    ticks: DataFrame, *, window_s: int, slide_s: int, watermark_s: int
+) -> DataFrame:
+    """Every tick once, and each window it changed, in one stream (see `WindowedMeans`).
 
-    A tick seen twice (a replay, a resend) is counted once: duplicates by identity are
-    dropped within the watermark. Ticks later than the watermark are dropped by Spark and
-    counted in the progress (numRowsDroppedByWatermark).
+    A tick seen twice (a replay, a resend) is passed on and counted once: duplicates by
+    identity are dropped. A copy has its original's event time, so an identity is kept
+    only until the watermark passes that time; a copy arriving later is late anyway.
+    Ticks later than the watermark are dropped by Spark and counted in the progress
+    (numRowsDroppedByWatermark); the MongoDB sink still stores them.
     """
-    price = F.col("price")
     return (
         ticks.withWatermark("event_time", f"{watermark_s} seconds")
-        .dropDuplicatesWithinWatermark(["source", "symbol", "event_time_ms"])
-        .groupBy(F.window("event_time", f"{window_s} seconds", f"{slide_s} seconds"), "symbol")
-        .agg(
-            F.avg(price).alias("arithmetic_mean"),
-            F.exp(F.avg(F.log(price))).alias("geometric_mean"),
-            (F.count(price) / F.sum(1.0 / price)).alias("harmonic_mean"),
-            F.count(price).alias("tick_count"),
-            F.min(price).alias("min_price"),
-            F.max(price).alias("max_price"),
-            F.min_by(price, "event_time").alias("first_price"),
-            F.max_by(price, "event_time").alias("last_price"),
-            F.max("event_time").alias("last_event_time"),
-        )
-        .select(
-            "symbol",
-            F.col("window.start").alias("window_start"),
-            F.col("window.end").alias("window_end"),
-            "arithmetic_mean",
-            "geometric_mean",
-            "harmonic_mean",
-            "tick_count",
-            "min_price",
-            "max_price",
-            "first_price",
-            "last_price",
-            "last_event_time",
+        .dropDuplicates(["source", "symbol", "event_time_ms", "event_time"])
+        .groupBy("symbol")
+        .transformWithStateInPandas(
+            statefulProcessor=WindowedMeans(window_s, slide_s),
+            outputStructType=OUTPUT,
+            outputMode="Update",
+            timeMode="EventTime",
         )
     )

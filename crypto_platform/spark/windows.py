@@ -1,11 +1,15 @@
 """Which sliding windows a tick falls in: the rule of Spark's `window(event_time, length, slide)`.
 
 Windows start at multiples of the slide (epoch 0 as the origin) and hold `[start, start +
-length)`. Plain Python, so checks outside Spark (the chaos run, the tests' reference) count
-ticks per window exactly as the aggregation job does.
+length)`. `window_starts` is plain Python, so checks outside Spark (the chaos run, the
+tests' reference) count ticks per window exactly as the aggregation job does; the job
+itself assigns a whole batch at once with `window_members`.
 """
 
 from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
 
 
 def window_starts(event_time_ms: int, window_s: int, slide_s: int) -> list[int]:
@@ -17,3 +21,15 @@ def window_starts(event_time_ms: int, window_s: int, slide_s: int) -> list[int]:
         starts.append(start // 1000)
         start -= slide_ms
     return starts
+
+
+def window_members(
+    event_times_ms: npt.NDArray[np.int64], window_ms: int, slide_ms: int
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
+    """Every (tick index, window start ms) pair of a batch: the same rule, vectorised."""
+    newest_start = event_times_ms - event_times_ms % slide_ms
+    spans = -(-window_ms // slide_ms)  # how many windows can hold one tick
+    index = np.tile(np.arange(len(event_times_ms)), spans)
+    starts = np.concatenate([newest_start - k * slide_ms for k in range(spans)])
+    holds = starts > event_times_ms[index] - window_ms
+    return index[holds], starts[holds]

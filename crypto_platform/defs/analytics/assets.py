@@ -118,12 +118,12 @@ def spark_aggregation(
     summary: dict[str, float | int | str] = {"mode": mode}
     if totals is not None:
         summary.update(
-            rows=totals.input_rows["prices"],
-            batches=totals.batches["prices"],
+            rows=totals.input_rows,
+            batches=totals.batches,
             invalid_rows=totals.invalid_rows,
             dropped_late_rows=totals.dropped_late_rows,
         )
-    if totals is None or not totals.input_rows["prices"]:
+    if totals is None or not totals.input_rows:
         record.flush()  # nothing landed: the last counts as an observation, no materialisation
         return
     for spec in SPECS:
