@@ -98,7 +98,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 def _notes(o: dict[str, Any]) -> list[str]:
     window, slide, watermark = o["window_s"], o["slide_s"], o["watermark_s"]
-    plateau = o["rate"] * 2 * watermark + o["symbols"] * math.ceil((window + watermark) / slide)
+    plateau = o["rate"] * watermark + o["symbols"] * math.ceil((window + watermark) / slide)
     return [
         "How to read it. A minute's batches are the micro-batches (of every query the job "
         "runs) that read rows and ended in it; their time is `durationMs.triggerExecution`. "
@@ -110,18 +110,19 @@ def _notes(o: dict[str, Any]) -> list[str]:
         "Spark driver), the Spark JVM and its Python workers (summed), the producer and the "
         "sink, and the local servers. Lag is recorded, not judged.",
         "",
-        f"Batch time and memory compare periods after a warm-up of {WARMUP_MINUTES} minutes. "
-        "The local servers' memory is recorded, not judged: they hold more data the longer "
+        "Every criterion compares periods after a warm-up: the minutes the state takes to "
+        f"fill ({o['state_fill_minutes']}), at least {WARMUP_MINUTES}. The local servers' "
+        "memory is recorded, not judged: they hold more data the longer "
         "the run goes, and are not the pipeline under test.",
         "",
         "State rows are bounded by the watermark, not constant from the start: Spark keeps a "
         "window's row until the watermark (newest event time minus "
-        f"{watermark} s) passes the window's end, and a key of dropDuplicatesWithinWatermark "
-        "until the watermark passes its event time plus the delay. So at a steady rate the "
+        f"{watermark} s) passes the window's end, and a tick's identity (to drop duplicates) "
+        "until the watermark passes its event time. So at a steady rate the "
         f"state grows for the first {o['state_fill_minutes']} minutes, then levels off; the "
         "check compares periods after that, and a shorter run does not judge it. For "
-        f"reference, these rules give about {plateau:,.0f} rows at the plateau for a job that "
-        f"deduplicates within the watermark ({o['rate']:,.0f}/s x 2 x {watermark} s keys) "
+        f"reference, these rules give about {plateau:,.0f} rows at the plateau "
+        f"({o['rate']:,.0f}/s x {watermark} s identities) "
         f"and keeps sliding windows ({o['symbols']} symbols x ({window} + {watermark}) / "
         f"{slide} windows); the check does not use this figure.",
     ]
