@@ -131,7 +131,9 @@ class Settings(BaseSettings):
     spark_master: str = "local[*]"
     spark_driver_memory: Annotated[str, Field(pattern=r"^\d+[mMgG]$")] = "1g"
     # Fixed in the checkpoint after the first run: changing it needs a new checkpoint dir.
-    spark_shuffle_partitions: Annotated[int, Field(ge=1)] = 4
+    # About the executor cores: on 2 local cores, 2 beat 4 (bench: catch-up 6,703 rows/s
+    # against 6,024; micro-batch p50 2.27 s against 2.72 s).
+    spark_shuffle_partitions: Annotated[int, Field(ge=1)] = 2
     # Default: <data_dir>/spark/checkpoints.
     spark_checkpoint_dir: Path | None = None
     spark_starting_offsets: Literal["earliest", "latest"] = "earliest"
