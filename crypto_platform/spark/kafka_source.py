@@ -1,19 +1,31 @@
 """A Kafka streaming source for PySpark, written with the Python Data Source API.
 
 No package here ships spark-sql-kafka, so this reads Kafka with kafka-python: one Spark
-input partition per Kafka partition, offsets checkpointed by Spark as JSON
-(`{"0": 1200, "1": 980}`), `startingOffsets` earliest or latest, `maxOffsetsPerTrigger`,
-`Trigger.AvailableNow`, `failOnDataLoss` (default true: offsets removed by retention
-before they were read fail the query, as with Spark's own Kafka source; false: skipped,
-counted and logged), and every `kafka.*` option handed to the consumer (dots become
-underscores: `kafka.bootstrap.servers` -> `bootstrap_servers`). Executors read with their
-own consumers, so it runs unchanged on a cluster.
+input partition per Kafka partition (or more with `minPartitions`, as in Spark's own
+Kafka source: large offset ranges are cut so that there are at least that many read
+tasks), offsets checkpointed by Spark as JSON (`{"0": 1200, "1": 980}`),
+`startingOffsets` earliest or latest, `maxOffsetsPerTrigger`, `Trigger.AvailableNow`,
+`failOnDataLoss` (default true: offsets removed by retention before they were read fail
+the query, as with Spark's own Kafka source; false: skipped, counted and logged), and
+every `kafka.*` option handed to the consumer (dots become underscores:
+`kafka.bootstrap.servers` -> `bootstrap_servers`). Executors read with their own
+consumers, kept from task to task in each Python worker, so it runs unchanged on a cluster.
+
+kafka-python's `api_version` is left to the broker's answer: kafka-python 3.0 still asks
+each new connection for the broker's API versions when it is set, and a consumer built
+with it skips the eager bootstrap, so its first fetch waits a metadata retry backoff
+(about 100 ms here, against about 14 ms for a whole task without it).
 """
 
 from __future__ import annotations
 
+import atexit
+import heapq
 import logging
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from itertools import pairwise
 from typing import Any
 
 from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
@@ -101,6 +113,53 @@ def consumer_config(options: dict[str, str]) -> dict[str, Any]:
     return config
 
 
+ConsumerKey = tuple[tuple[str, Any], ...]
+# Idle consumers of this process, by their settings. Spark reuses a Python worker from task
+# to task (spark.python.worker.reuse, on by default), so a task takes a connected consumer
+# instead of bootstrapping its own (about half of a small task's time on the local broker).
+_idle: dict[ConsumerKey, list[Any]] = {}
+_idle_lock = threading.Lock()
+
+
+@contextmanager
+def pooled_consumer(config: dict[str, Any]) -> Iterator[Any]:
+    """A consumer with these settings, idle in this process or new; kept for the next task.
+
+    A task that fails or stops early closes its consumer rather than hand on one in an
+    unknown state. The next user must `assign` and `seek`: a consumer keeps its previous
+    partitions and position.
+    """
+    key = tuple(sorted(config.items()))
+    with _idle_lock:
+        idle = _idle.get(key)
+        consumer = idle.pop() if idle else None
+    if consumer is None:
+        from kafka import KafkaConsumer
+
+        consumer = KafkaConsumer(**config, enable_auto_commit=False, group_id=None)
+    try:
+        yield consumer
+    except BaseException:
+        consumer.close()
+        raise
+    with _idle_lock:
+        _idle.setdefault(key, []).append(consumer)
+
+
+@atexit.register
+def close_idle_consumers() -> None:
+    """Close every idle consumer of this process, at its exit or before its broker stops.
+
+    Spark's forked workers leave by `os._exit`, which skips this: their sockets close with
+    the process, and a consumer without a group holds nothing on the broker.
+    """
+    with _idle_lock:
+        consumers = [consumer for idle in _idle.values() for consumer in idle]
+        _idle.clear()
+    for consumer in consumers:
+        consumer.close()
+
+
 class DataLoss(RuntimeError):
     """Offsets the query still had to read were removed by retention (`failOnDataLoss`)."""
 
@@ -135,12 +194,18 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             raise ValueError("option subscribe (the topic) is required")
         self.topic = lowered["subscribe"]
         self.config = consumer_config(options)
+        # Executors' consumers: large fetches, unless the options say otherwise.
+        self.read_config = {"max_partition_fetch_bytes": 8 * 1024 * 1024, **self.config}
         self.starting = lowered.get("startingoffsets", "earliest")
         if self.starting not in ("earliest", "latest"):
             raise ValueError("startingOffsets must be earliest or latest")
         max_rows = lowered.get("maxoffsetspertrigger")
         self.max_rows = int(max_rows) if max_rows else None
         self.fail_on_data_loss = lowered.get("failondataloss", "true").lower() != "false"
+        min_partitions = lowered.get("minpartitions", "1")
+        if not min_partitions.isdigit() or int(min_partitions) < 1:
+            raise ValueError(f"minPartitions must be a whole number >= 1, not {min_partitions!r}")
+        self.min_partitions = int(min_partitions)
         self.lost_offsets = 0
         self._target: Offsets | None = None
         self._consumer: Any = None
@@ -210,25 +275,21 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         log.warning("%s; skipped (failOnDataLoss=false), %d in all", message, self.lost_offsets)
 
     def partitions(self, start: Offsets, end: Offsets) -> list[KafkaPartition]:
-        return [
+        ranges = [
             KafkaPartition(self.topic, int(p), start.get(p, 0), end[p])
             for p in sorted(end, key=int)
             if end[p] > start.get(p, 0)
         ]
+        return split_ranges(ranges, self.min_partitions)
 
     def read(self, partition: KafkaPartition) -> Iterator[Any]:  # type: ignore[override]
         """Yield Arrow record batches (columnar: far cheaper to hand to the JVM than rows)."""
-        from kafka import KafkaConsumer, TopicPartition
+        from kafka import TopicPartition
 
-        consumer = KafkaConsumer(
-            **{"max_partition_fetch_bytes": 8 * 1024 * 1024, **self.config},
-            enable_auto_commit=False,
-            group_id=None,
-        )
         tp = TopicPartition(partition.topic, partition.partition)
-        try:
-            consumer.assign([tp])
-            consumer.seek(tp, partition.start)
+        with pooled_consumer(self.read_config) as consumer:
+            consumer.assign([tp])  # replaces what the consumer read before
+            consumer.seek(tp, partition.start)  # kafka-python drops fetches from elsewhere
             position = partition.start
             empty_polls = 0
             while position < partition.end:
@@ -239,20 +300,47 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                         f"{tp.topic}[{tp.partition}]: no records at offset {position} for 30 s "
                         f"(expected up to {partition.end}); was the topic truncated?"
                     )
-                wanted = [record for record in records if record.offset < partition.end]
+                # Only offsets still due in this range: never one read before, nor one past it.
+                wanted = [r for r in records if position <= r.offset < partition.end]
                 if wanted:
                     position = wanted[-1].offset + 1
                     yield _record_batch(wanted)
-                if len(wanted) < len(records):
+                if records and records[-1].offset >= partition.end:
                     return
                 position = max(position, consumer.position(tp))
-        finally:
-            consumer.close()
 
     def stop(self) -> None:
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
+
+
+def split_ranges(ranges: list[KafkaPartition], min_partitions: int) -> list[KafkaPartition]:
+    """At least `min_partitions` ranges, as far as there are offsets (Spark's `minPartitions`).
+
+    Fewer ranges than that are cut into consecutive pieces, each extra piece going to the
+    range whose pieces are then the largest, so that pieces are about equal over all ranges
+    (a large range is cut most, a small one perhaps not at all). The pieces of a range
+    cover exactly its offsets, without overlap.
+    """
+    if len(ranges) >= min_partitions:
+        return ranges
+    parts = [1] * len(ranges)
+    sizes = [r.end - r.start for r in ranges]
+    largest = [(-float(size), i) for i, size in enumerate(sizes) if size > 1]
+    heapq.heapify(largest)
+    for _ in range(min_partitions - len(ranges)):
+        if not largest:
+            break
+        _, i = heapq.heappop(largest)
+        parts[i] += 1
+        if parts[i] < sizes[i]:
+            heapq.heappush(largest, (-sizes[i] / parts[i], i))
+    pieces = []
+    for r, size, count in zip(ranges, sizes, parts, strict=True):
+        cuts = [r.start + size * k // count for k in range(count + 1)]
+        pieces += [KafkaPartition(r.topic, r.partition, a, b) for a, b in pairwise(cuts)]
+    return pieces
 
 
 def _share(available: Offsets, budget: int) -> Offsets:
