@@ -13,6 +13,7 @@ import pytest
 
 from crypto_platform.settings import Settings, load_settings
 from crypto_platform.spark.cassandra_writer import close_sessions
+from crypto_platform.spark.kafka_source import close_idle_consumers
 from crypto_platform.stack import LocalStack
 from crypto_platform.stack.ephemeral import ephemeral_settings
 
@@ -31,8 +32,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         local.up()
         yield local
     finally:
-        # Clients the tests' own process cached (the Spark writer's) go before their server.
+        # Clients the tests' own process cached (the Spark writer's and reader's) go before
+        # their servers.
         close_sessions()
+        close_idle_consumers()
         local.down()
 
 

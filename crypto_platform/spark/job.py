@@ -84,6 +84,8 @@ def read_ticks(spark: SparkSession, settings: Settings) -> DataFrame:
         .option("subscribe", settings.kafka_topic)
         .options(**spark_kafka_options(settings))
         .option("startingOffsets", settings.spark_starting_offsets)
+        # As many read tasks as cores, even when the topic has fewer partitions with data.
+        .option("minPartitions", str(spark.sparkContext.defaultParallelism))
     )
     if settings.spark_max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", str(settings.spark_max_offsets_per_trigger))
