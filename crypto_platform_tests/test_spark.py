@@ -97,10 +97,13 @@ def test_restart_from_the_checkpoint_reads_nothing_twice_and_misses_nothing(
 
 def test_a_replayed_tick_is_counted_once(spark: SparkSession, spark_settings: Settings) -> None:
     ticks = deterministic_ticks(40)
-    publish(spark_settings, ticks + ticks[:10])
-
+    publish(spark_settings, ticks + ticks[:10])  # a copy in the same batch
     catch_up(spark, spark_settings)
+    publish(spark_settings, ticks[100:110])  # and in a later run, from the checkpoint's state
 
+    again = catch_up(spark, spark_settings)
+
+    assert again.input_rows == 10 and again.ticks_written == 0
     assert_matches(stored_windows(spark_settings, ticks), reference_windows(ticks))
 
 

@@ -41,15 +41,12 @@ def ticks_and_windows(
 ) -> DataFrame:
     """Every tick once, and each window it changed, in one stream (see `WindowedMeans`).
 
-    A tick seen twice (a replay, a resend) is passed on and counted once: duplicates by
-    identity are dropped. A copy has its original's event time, so an identity is kept
-    only until the watermark passes that time; a copy arriving later is late anyway.
-    Ticks later than the watermark are dropped by Spark and counted in the progress
+    A tick seen twice (a replay, a resend) is passed on and counted once. Ticks later than
+    the watermark are dropped by Spark and counted in the progress
     (numRowsDroppedByWatermark); the MongoDB sink still stores them.
     """
     return (
         ticks.withWatermark("event_time", f"{watermark_s} seconds")
-        .dropDuplicates(["source", "symbol", "event_time_ms", "event_time"])
         .groupBy("symbol")
         .transformWithStateInPandas(
             statefulProcessor=WindowedMeans(window_s, slide_s),
