@@ -54,8 +54,8 @@ def state_fill_s(window_s: int, watermark_s: int) -> int:
     """Event time for which Spark keeps a row of state, at the most, under this watermark.
 
     A window's row stays until the watermark (newest event time minus the delay) passes
-    the window's end: window + watermark after the window starts. A tick's identity, kept
-    to drop duplicates, stays until the watermark passes its event time: the watermark.
+    the window's end: window + watermark after the window starts. The identities of a
+    slide's ticks, kept to drop duplicates, stay until it passes the slide's end.
     At a steady rate the state grows for this long, then evictions keep pace with new rows.
     """
     return window_s + watermark_s

@@ -98,7 +98,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 def _notes(o: dict[str, Any]) -> list[str]:
     window, slide, watermark = o["window_s"], o["slide_s"], o["watermark_s"]
-    plateau = o["rate"] * watermark + o["symbols"] * math.ceil((window + watermark) / slide)
+    open_windows = math.ceil((window + watermark) / slide)
     return [
         "How to read it. A minute's batches are the micro-batches (of every query the job "
         "runs) that read rows and ended in it; their time is `durationMs.triggerExecution`. "
@@ -115,16 +115,15 @@ def _notes(o: dict[str, Any]) -> list[str]:
         "memory is recorded, not judged: they hold more data the longer "
         "the run goes, and are not the pipeline under test.",
         "",
-        "State rows are bounded by the watermark, not constant from the start: Spark keeps a "
-        "window's row until the watermark (newest event time minus "
-        f"{watermark} s) passes the window's end, and a tick's identity (to drop duplicates) "
-        "until the watermark passes its event time. So at a steady rate the "
-        f"state grows for the first {o['state_fill_minutes']} minutes, then levels off; the "
-        "check compares periods after that, and a shorter run does not judge it. For "
-        f"reference, these rules give about {plateau:,.0f} rows at the plateau "
-        f"({o['rate']:,.0f}/s x {watermark} s identities) "
-        f"and keeps sliding windows ({o['symbols']} symbols x ({window} + {watermark}) / "
-        f"{slide} windows); the check does not use this figure.",
+        "State rows are bounded by the watermark, not constant from the start: the job keeps "
+        "a window's row until the watermark (newest event time minus "
+        f"{watermark} s) passes the window's end, and the identities of a slide's ticks (one "
+        "row per coin, source and slide, to drop duplicates) until it passes the slide's "
+        f"end, each with its timer. So at a steady rate the state grows for the first "
+        f"{o['state_fill_minutes']} minutes, then levels off at about {open_windows} windows "
+        f"and {math.ceil(watermark / slide)} identity slides per coin and source, whatever "
+        "the tick rate; the check compares periods after that, and a shorter run does not "
+        "judge it.",
     ]
 
 
