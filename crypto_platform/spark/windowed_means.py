@@ -174,11 +174,15 @@ class WindowedMeans(StatefulProcessor):
         self.handle = handle
         self.windows = handle.getMapState("windows", "start_ms long", PARTIALS)
         self.identities = handle.getMapState("identities", IDENTITY_KEY, IDENTITY_VALUE)
+        self.timers: set[int] = set()  # the current coin's, read afresh for each batch
 
     def handleInputRows(
         self, key: Any, rows: Iterator[pd.DataFrame], timerValues: TimerValues
     ) -> Iterator[pd.DataFrame]:
         (symbol,) = key
+        # Window ends and slide ends share timestamps: register each once (Spark warns on
+        # every repeat).
+        self.timers = set(self.handle.listTimers())
         ticks = self._first_seen(pd.concat(list(rows), ignore_index=True))
         if ticks.empty:
             return
@@ -192,7 +196,7 @@ class WindowedMeans(StatefulProcessor):
             if start in stored:
                 new = merge(stored[start], new)
             else:
-                self.handle.registerTimer(start + self.window_ms)
+                self._expire_at(start + self.window_ms)
             self.windows.updateValue((start,), new)
             changed[start] = new
         yield window_rows(symbol, changed, self.window_ms)
@@ -206,11 +210,16 @@ class WindowedMeans(StatefulProcessor):
                 stored = self.identities.getValue((slide, source))
                 seen[(slide, source)] = np.frombuffer(stored[0] if stored else b"", np.int64)
             else:
-                self.handle.registerTimer(slide + self.slide_ms)
+                self._expire_at(slide + self.slide_ms)
         keep = unseen(ticks, seen, self.slide_ms)
         for slide_and_source, times in seen.items():
             self.identities.updateValue(slide_and_source, (times.tobytes(),))
         return ticks[keep]
+
+    def _expire_at(self, moment_ms: int) -> None:
+        if moment_ms not in self.timers:
+            self.handle.registerTimer(moment_ms)
+            self.timers.add(moment_ms)
 
     def handleExpiredTimer(
         self, key: Any, timerValues: TimerValues, expiredTimerInfo: ExpiredTimerInfo
