@@ -102,24 +102,6 @@ def batch_partials(ticks: pd.DataFrame, window_ms: int, slide_ms: int) -> pd.Dat
     )
 
 
-def unseen(ticks: pd.DataFrame, seen: dict[tuple[int, str], np.ndarray], slide_ms: int) -> Any:
-    """Which ticks are new: not seen before (`seen`, by slide and source) nor earlier here.
-
-    Updates `seen` with the new ones. A tick's identity within its coin is its source and
-    event time (the MongoDB sink's `_id` rule).
-    """
-    times = ticks["event_time_ms"].to_numpy(dtype=np.int64)
-    first = ~ticks.duplicated(["source", "event_time_ms"]).to_numpy()
-    keep = first.copy()
-    slides = times - times % slide_ms
-    for (slide, source), rows in ticks.groupby([slides, ticks["source"]]).indices.items():
-        key = (int(slide), str(source))
-        before = seen.get(key, np.empty(0, dtype=np.int64))
-        keep[rows] &= ~np.isin(times[rows], before)
-        seen[key] = np.concatenate([before, times[rows][keep[rows]]])
-    return keep
-
-
 def merge(old: tuple, new: tuple) -> tuple:
     """Two partials of one window as one (the earlier-seen tick wins a tie of event times)."""
     o, n = dict(zip(PARTIAL_NAMES, old, strict=True)), dict(zip(PARTIAL_NAMES, new, strict=True))
@@ -202,19 +184,29 @@ class WindowedMeans(StatefulProcessor):
         yield window_rows(symbol, changed, self.window_ms)
 
     def _first_seen(self, ticks: pd.DataFrame) -> pd.DataFrame:
-        """The ticks not seen before; their identities kept until the watermark passes."""
-        slides = ticks["event_time_ms"] - ticks["event_time_ms"] % self.slide_ms
-        seen: dict[tuple[int, str], np.ndarray] = {}
-        for slide, source in set(zip(slides.tolist(), ticks["source"].tolist(), strict=True)):
-            if self.identities.containsKey((slide, source)):
-                stored = self.identities.getValue((slide, source))
-                seen[(slide, source)] = np.frombuffer(stored[0] if stored else b"", np.int64)
-            else:
-                self._expire_at(slide + self.slide_ms)
-        keep = unseen(ticks, seen, self.slide_ms)
-        for slide_and_source, times in seen.items():
-            self.identities.updateValue(slide_and_source, (times.tobytes(),))
+        """The ticks not seen before (nor earlier in this batch); their identities kept.
+
+        A tick's identity within its coin is its source and event time (the MongoDB
+        sink's `_id` rule); identities are read and written per slide and source.
+        """
+        times = ticks["event_time_ms"].to_numpy(dtype=np.int64)
+        keep = ~ticks.duplicated(["source", "event_time_ms"]).to_numpy()
+        slides = times - times % self.slide_ms
+        for (slide, source), rows in ticks.groupby([slides, ticks["source"]]).indices.items():
+            key = (int(slide), str(source))
+            before = self._identities(key)
+            keep[rows] &= ~np.isin(times[rows], before)
+            seen = np.concatenate([before, times[rows][keep[rows]]])
+            self.identities.updateValue(key, (seen.tobytes(),))
         return ticks[keep]
+
+    def _identities(self, slide_and_source: tuple[int, str]) -> np.ndarray:
+        """Event times seen in a slide from a source; a new slide gets its expiry timer."""
+        if self.identities.containsKey(slide_and_source):
+            stored = self.identities.getValue(slide_and_source)
+            return np.frombuffer(stored[0] if stored else b"", np.int64)
+        self._expire_at(slide_and_source[0] + self.slide_ms)
+        return np.empty(0, dtype=np.int64)
 
     def _expire_at(self, moment_ms: int) -> None:
         if moment_ms not in self.timers:
