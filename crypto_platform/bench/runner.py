@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from crypto_platform.bench import spark as spark_bench
 from crypto_platform.bench import streaming
-from crypto_platform.bench.fixtures import measured_stack, symbols
+from crypto_platform.bench.fixtures import drop_topics, measured_stack, symbols
 from crypto_platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def _measure_pipeline(
     settings: Settings, sizes: Sizes, say: Callable[[str], None]
 ) -> dict[str, Any]:
     three = symbols(3)
-    step = partial(_step, say)
+    step = partial(_step, say, settings)
     return {
         "producer": step(
             f"producer, {sizes.producer_ticks:,} ticks beside a bare send loop",
@@ -96,7 +96,7 @@ def _measure_spark(
     from crypto_platform.spark.session import spark_session
 
     three = symbols(3)
-    step = partial(_step, say)
+    step = partial(_step, say, settings)
     results: dict[str, Any] = {}
     spark = spark_session(settings.model_copy(update={"spark_master": "local[2]"}), "bench")
     try:
@@ -132,13 +132,20 @@ def _measure_api(settings: Settings, sizes: Sizes, say: Callable[[str], None]) -
     from crypto_platform.bench.api import api_throughput_and_latency
 
     measured = partial(api_throughput_and_latency, settings, sizes.api_seconds)
-    return {"api": _step(say, f"API and push, {sizes.api_seconds:.0f} s of load each", measured)}
+    name = f"API and push, {sizes.api_seconds:.0f} s of load each"
+    return {"api": _step(say, settings, name, measured)}
 
 
-def _step(say: Callable[[str], None], name: str, measure: Callable[[], Any]) -> Any:
+def _step(
+    say: Callable[[str], None], settings: Settings, name: str, measure: Callable[[], Any]
+) -> Any:
+    """Run one measurement, then delete the topics it made (they would slow the next)."""
     say(f"running: {name}")
     started = time.monotonic()
-    value = measure()
+    try:
+        value = measure()
+    finally:
+        drop_topics(settings)
     say(f"done ({time.monotonic() - started:.0f}s): {value}")
     return value
 
