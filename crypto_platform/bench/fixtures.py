@@ -63,8 +63,8 @@ def fresh(settings: Settings, label: str) -> Settings:
     return isolated
 
 
-def drop_topics(settings: Settings) -> list[str]:
-    """Delete the topics `fresh` made; return their names.
+def drop_topics(settings: Settings) -> None:
+    """Delete the topics `fresh` made.
 
     The local broker rewrites its whole state, retained messages included, about once a
     second, so the ticks of earlier steps (over a million in a full run) slow later ones.
@@ -74,7 +74,6 @@ def drop_topics(settings: Settings) -> list[str]:
         names = [name for name in admin.list_topics() if name.startswith(TOPIC_PREFIX)]
         if names:
             admin.delete_topics(names)
-        return names
     finally:
         admin.close()
 

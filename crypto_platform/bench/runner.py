@@ -142,10 +142,8 @@ def _step(
     """Run one measurement, then delete the topics it made (they would slow the next)."""
     say(f"running: {name}")
     started = time.monotonic()
-    try:
-        value = measure()
-    finally:
-        drop_topics(settings)
+    value = measure()
+    drop_topics(settings)
     say(f"done ({time.monotonic() - started:.0f}s): {value}")
     return value
 
