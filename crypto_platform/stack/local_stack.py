@@ -14,7 +14,7 @@ from crypto_platform.settings import Settings
 from crypto_platform.stack.cassandra_server import CassandraServer
 from crypto_platform.stack.kafka_server import KafkaServer
 from crypto_platform.stack.mongo_server import MongoServer
-from crypto_platform.stack.process import port_in_use, port_open
+from crypto_platform.stack.process import port_holders, port_in_use, port_open
 from crypto_platform.stack.server import LocalServer
 
 log = logging.getLogger(__name__)
@@ -116,9 +116,11 @@ class LocalStack:
             while port_in_use(port) and not port_open(port) and time.monotonic() < deadline:
                 time.sleep(0.2)
             if port_in_use(port):
+                held_by = ", ".join(port_holders(port)) or "a process this user cannot see"
                 raise StackError(
                     f"{server.name}: port {port} ({role}) is already in use by another "
-                    f"process. Stop it, or choose another port (e.g. {server.port_setting})."
+                    f"process ({held_by}). Stop it, or choose another port "
+                    f"(e.g. {server.port_setting})."
                 )
 
     def _wait_ready(self, server: LocalServer, progress: Callable[[str], None]) -> None:

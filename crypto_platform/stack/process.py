@@ -89,6 +89,18 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
+def port_holders(port: int) -> list[str]:
+    """Who holds local `port`, as "pid N (name, STATUS)", for an error a user can act on."""
+    holders = set()
+    with contextlib.suppress(psutil.Error):
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.laddr and conn.laddr.port == port:
+                with contextlib.suppress(psutil.Error):
+                    name = psutil.Process(conn.pid).name() if conn.pid else "unknown"
+                    holders.add(f"pid {conn.pid} ({name}, {conn.status})")
+    return sorted(holders)
+
+
 def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
     """Tell whether a TCP connection to `host:port` is accepted."""
     try:
