@@ -8,6 +8,7 @@ in the query's checkpoint, so a restart resumes exactly where it committed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import threading
@@ -33,6 +34,7 @@ from crypto_platform.streaming.progress import Snapshot
 log = logging.getLogger(__name__)
 
 QUERY = "ticks"
+POLL_S = 0.5  # how often a running query's progress is collected and `stop` checked
 
 
 class AggregationFailed(PlatformError):
@@ -135,7 +137,9 @@ def run_aggregation(
     last_report = time.monotonic()
     try:
         while not stop.is_set() and query.isActive:
-            stop.wait(0.5)
+            # Returns as soon as the query ends (available-now: caught up), not a poll later.
+            with contextlib.suppress(StreamingQueryException):  # raised below, summarised
+                query.awaitTermination(POLL_S)  # type: ignore[arg-type]  # takes float s
             _collect(query, totals)
             _raise_if_failed(query)
             if report is not None and time.monotonic() - last_report >= report_every:
