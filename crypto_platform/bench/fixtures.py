@@ -42,7 +42,8 @@ def measured_stack(
             stack.down(progress=lambda _: None)
 
 
-TOPIC_PREFIX = "bench-"
+# This run's topics, so that dropping them leaves another bench's on a shared stack alone.
+TOPIC_PREFIX = f"bench-{uuid.uuid4().hex[:6]}-"
 
 
 def fresh(settings: Settings, label: str) -> Settings:
@@ -64,7 +65,7 @@ def fresh(settings: Settings, label: str) -> Settings:
 
 
 def drop_topics(settings: Settings) -> None:
-    """Delete the topics `fresh` made.
+    """Delete the topics `fresh` made in this process.
 
     The local broker rewrites its whole state, retained messages included, about once a
     second, so the ticks of earlier steps (over a million in a full run) slow later ones.
