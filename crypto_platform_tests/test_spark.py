@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import orjson
@@ -289,6 +290,15 @@ def test_the_sink_and_spark_accept_and_reject_the_same_messages_for_the_same_rea
     assert count_rows(spark_settings, "prices_by_symbol") == 3
 
 
+def _one_row(settings: Settings, query: str) -> Any:
+    """The single row a query on the project's keyspace returns, read on a fresh session."""
+    cluster, session = cassandra.connect(settings)
+    try:
+        return session.execute(query.format(keyspace=settings.cassandra_keyspace)).one()
+    finally:
+        cluster.shutdown()
+
+
 def test_a_late_tick_never_leaves_latest_aggregates_a_mix_of_two_versions(
     spark_settings: Settings,
 ) -> None:
@@ -310,11 +320,31 @@ def test_a_late_tick_never_leaves_latest_aggregates_a_mix_of_two_versions(
         write_rows(target, windows=first)
         write_rows(target, windows=second)
 
-        cluster, session = cassandra.connect(spark_settings)
-        try:
-            row = session.execute(
-                f"SELECT * FROM {spark_settings.cassandra_keyspace}.latest_aggregates"
-            ).one()
-        finally:
-            cluster.shutdown()
+        row = _one_row(spark_settings, "SELECT * FROM {keyspace}.latest_aggregates")
         assert (row.tick_count, row.arithmetic_mean, row.geometric_mean) == (6, 19.0, 11.0)
+
+
+def test_two_sources_at_the_same_millisecond_leave_latest_prices_one_tick_whole(
+    spark_settings: Settings,
+) -> None:
+    def tick(source: str, price: float, quote: str) -> dict[str, list[object]]:
+        row = {
+            "symbol": "ETH", "day": "2026-01-05", "event_time_ms": T0_MS, "source": source,
+            "price": price, "quote": quote, "ingest_time_ms": T0_MS + 5, "name": None,
+            "market_cap": None, "volume_24h": None, "change_24h_pct": None,
+            "number_of_markets": None, "total_supply": None, "uuid": None,
+        }  # fmt: skip
+        return {column: [value] for column, value in row.items()}
+
+    # Each beats the other on a cell: Binance's price and quote, Coinranking's source name.
+    binance, coinranking = tick("binance", 3_001.0, "USDT"), tick("coinranking", 2_999.0, "USD")
+    target = CassandraTarget.from_settings(spark_settings)
+    for first, second in ((binance, coinranking), (coinranking, binance)):
+        write_rows(target, ticks=first)
+        write_rows(target, ticks=second)
+
+        row = _one_row(
+            spark_settings,
+            "SELECT source, price, quote FROM {keyspace}.latest_prices WHERE symbol = 'ETH'",
+        )
+        assert (row.source, row.price, row.quote) == ("coinranking", 2_999.0, "USD")

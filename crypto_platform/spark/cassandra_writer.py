@@ -4,8 +4,9 @@ Each batch is written in one pass on the executors: a partition holds whole coin
 rows come grouped by symbol), its ticks and the windows they changed, handed over as
 Arrow columns. One session and one set of prepared statements per Python worker;
 unlogged batches of one Cassandra partition each, many in flight. `latest_*` rows are
-written `USING TIMESTAMP` of their event time (`latest_aggregates`: of their last event
-and tick count, see `version_timestamp`), so of concurrent, replayed or late writes the
+written `USING TIMESTAMP` of their event time (`latest_prices`: and source, see
+`price_version`; `latest_aggregates`: of their last event and tick count, see
+`version_timestamp`), so of concurrent, replayed or late writes the
 newest version always wins, whole. Re-running a batch writes the same rows: upserts by
 primary key.
 """
@@ -30,6 +31,7 @@ from pyspark.sql import functions as F
 from crypto_platform.settings import Settings
 from crypto_platform.spark.windowed_means import TICK, WINDOW
 from crypto_platform.storage import cassandra
+from crypto_platform.ticks import SOURCES
 
 BATCH_ROWS = 100
 VERSIONS_PER_MS = 1_000_000
@@ -145,27 +147,39 @@ def insert_cql(
 def price_statements(target: CassandraTarget, ticks: Columns) -> list[tuple[Any, Any]]:
     """Ticks into prices_by_symbol; each coin's newest of them into latest_prices.
 
-    Each writer sends its own newest tick per coin `USING TIMESTAMP` of the event time,
-    and Cassandra keeps the newest of all: no shuffle, no second Spark job.
+    Each writer sends its own newest tick per coin `USING TIMESTAMP` of its version
+    (`price_version`), and Cassandra keeps the newest of all: no shuffle, no second Spark
+    job.
     """
     ks = target.keyspace
     insert = prepared(target, insert_cql(ks, "prices_by_symbol", PRICE_COLUMNS))
     by_key: dict[tuple[str, str], list[tuple]] = defaultdict(list)
-    newest: dict[str, int] = {}
+    newest: dict[str, tuple[int, int]] = {}  # symbol: (version, row)
     values = zip(*(ticks[SOURCE_COLUMN.get(c, c)] for c in PRICE_COLUMNS), strict=True)
     for i, row in enumerate(values):
-        by_key[(row[0], row[1])].append(row)
-        symbol, at = row[0], row[2]
-        if symbol not in newest or at > ticks["event_time_ms"][newest[symbol]]:
-            newest[symbol] = i
+        symbol, day, event_time_ms, source = row[:4]
+        by_key[(symbol, day)].append(row)
+        version = price_version(event_time_ms, source)
+        if version > newest.get(symbol, (-1, 0))[0]:
+            newest[symbol] = (version, i)
     statements = partition_batches(insert, by_key.values())
     insert_latest = prepared(
         target, insert_cql(ks, "latest_prices", LATEST_PRICE_COLUMNS, using_timestamp=True)
     )
-    for i in newest.values():
+    for version, i in newest.values():
         latest = tuple(ticks[SOURCE_COLUMN.get(c, c)][i] for c in LATEST_PRICE_COLUMNS)
-        statements.append((insert_latest, (*latest, ticks["event_time_ms"][i] * 1000)))
+        statements.append((insert_latest, (*latest, version)))
     return statements
+
+
+def price_version(event_time_ms: int, source: str) -> int:
+    """The write timestamp of a `latest_prices` version: its event time (us), then its source.
+
+    Two sources can report a coin at the same millisecond. With equal timestamps Cassandra
+    resolves cell by cell and the row would mix both ticks; the source's place in
+    `SOURCES` (the later wins) keeps the timestamps apart, so one tick wins, whole.
+    """
+    return event_time_ms * 1000 + SOURCES.index(source)
 
 
 def partition_batches(
