@@ -348,3 +348,10 @@ def test_two_sources_at_the_same_millisecond_leave_latest_prices_one_tick_whole(
             "SELECT source, price, quote FROM {keyspace}.latest_prices WHERE symbol = 'ETH'",
         )
         assert (row.source, row.price, row.quote) == ("coinranking", 2_999.0, "USD")
+
+
+def test_the_driver_holds_its_whole_heap_from_the_start(spark: SparkSession) -> None:
+    # So a long-running job's memory stays what it was at start: G1 neither grows the heap
+    # nor gives part of it back, and the soak's RSS figures show only real growth.
+    runtime = spark._jvm.java.lang.Runtime.getRuntime()  # type: ignore[union-attr]
+    assert runtime.totalMemory() == runtime.maxMemory() == 2**30  # CRYPTO_SPARK_DRIVER_MEMORY=1g
