@@ -354,4 +354,4 @@ def test_the_driver_holds_its_whole_heap_from_the_start(spark: SparkSession) -> 
     # So a long-running job's memory stays what it was at start: G1 neither grows the heap
     # nor gives part of it back, and the soak's RSS figures show only real growth.
     runtime = spark._jvm.java.lang.Runtime.getRuntime()  # type: ignore[union-attr]
-    assert runtime.totalMemory() == runtime.maxMemory() == 2**30  # CRYPTO_SPARK_DRIVER_MEMORY=1g
+    assert runtime.totalMemory() == runtime.maxMemory()
