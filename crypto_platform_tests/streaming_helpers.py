@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -11,6 +12,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from pymongo import MongoClient
 
 from crypto_platform.settings import Settings
+from crypto_platform.streaming.sink import MongoSink, SinkStats, run_sink
 from crypto_platform.streaming.topics import read_to_end
 
 
@@ -57,3 +59,12 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.2)
+
+
+def sink_until_idle(settings: Settings, idle_s: float = 2) -> SinkStats:
+    """Run a MongoDB sink until the topic has been idle for `idle_s`, then close it."""
+    sink = MongoSink(settings)
+    try:
+        return run_sink(sink, threading.Event(), until_idle=idle_s)
+    finally:
+        sink.close()

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -15,10 +14,10 @@ from kafka import KafkaProducer
 from crypto_platform.settings import Settings
 from crypto_platform.stack import LocalStack
 from crypto_platform.streaming.dead_letters import ORIGIN_OFFSET, ORIGIN_PARTITION, REASON
-from crypto_platform.streaming.sink import MongoSink, run_sink
 from crypto_platform_tests.conftest import REPO, run_cli
 from crypto_platform_tests.streaming_helpers import (
     read_topic,
+    sink_until_idle,
     stored_count,
     stored_ids,
     topic_size,
@@ -104,11 +103,7 @@ def test_poison_messages_go_to_the_dlq_and_the_stream_goes_on(settings: Settings
     producer.close()
     produce(settings, 100)
 
-    sink = MongoSink(settings)
-    try:
-        stats = run_sink(sink, threading.Event(), until_idle=2)
-    finally:
-        sink.close()
+    stats = sink_until_idle(settings)
 
     assert stored_count(settings) == 200
     assert (stats.consumed, stats.inserted, stats.dead_lettered) == (203, 200, 3)

@@ -37,7 +37,6 @@ from crypto_platform.stack import LocalStack
 from crypto_platform.stack.cassandra_server import CassandraServer
 from crypto_platform.stack.mongo_server import MongoServer
 from crypto_platform.storage import cassandra
-from crypto_platform.streaming.sink import MongoSink, run_sink
 from crypto_platform.ticks import Tick
 from crypto_platform_tests.conftest import REPO, isolated_settings, run_cli
 from crypto_platform_tests.report_helpers import (
@@ -52,6 +51,7 @@ from crypto_platform_tests.report_helpers import (
     reference_volatility,
 )
 from crypto_platform_tests.spark_helpers import publish
+from crypto_platform_tests.streaming_helpers import sink_until_idle
 
 
 @dataclass(frozen=True)
@@ -91,11 +91,7 @@ def planted(
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     producer.send(settings.kafka_topic, b"{not a tick", key=b"BTC").get(timeout=30)
     producer.close()
-    sink = MongoSink(settings)
-    try:
-        stats = run_sink(sink, threading.Event(), until_idle=3)
-    finally:
-        sink.close()
+    stats = sink_until_idle(settings, 3)
     assert (stats.inserted, stats.dead_lettered) == (len(ticks) + len(other), 1)
     run_aggregation(spark, settings, threading.Event(), available_now=True)
     return Planted(settings, hour, ticks, other)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import math
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import orjson
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 from kafka import KafkaProducer
 from pyspark.sql import SparkSession
 
@@ -24,8 +29,8 @@ from crypto_platform.stack import LocalStack
 from crypto_platform.storage import cassandra
 from crypto_platform.streaming.dead_letters import ORIGIN_OFFSET, REASON
 from crypto_platform.streaming.producer import DeliveryFailed, TickProducer
-from crypto_platform.streaming.sink import MongoSink, run_sink
 from crypto_platform.ticks import Tick
+from crypto_platform_tests.conftest import isolated_settings
 from crypto_platform_tests.spark_helpers import (
     T0_MS,
     assert_matches,
@@ -35,7 +40,13 @@ from crypto_platform_tests.spark_helpers import (
     reference_windows,
     stored_windows,
 )
-from crypto_platform_tests.streaming_helpers import read_topic
+from crypto_platform_tests.streaming_helpers import (
+    create_topic_with_max_message_bytes,
+    read_topic,
+    sink_until_idle,
+    stored_ids,
+)
+from crypto_platform_tests.tick_strategies import message_values
 
 
 @pytest.fixture(scope="session")
@@ -208,7 +219,7 @@ VALID_TICK = {
 
 def _tick_json(**change: object) -> bytes:
     fields = {key: value for key, value in {**VALID_TICK, **change}.items() if value != "-"}
-    return orjson.dumps(fields)
+    return json.dumps(fields).encode()
 
 
 PARITY_CORPUS: dict[str, bytes | None] = {
@@ -229,46 +240,31 @@ PARITY_CORPUS: dict[str, bytes | None] = {
     "unknown schema_version": _tick_json(schema_version=2),
     "symbol with a dash": _tick_json(symbol="BTC-USD"),
     "event time far in the future": _tick_json(event_time_ms=T0_MS + 3_600_000),
+    "both times beyond year 9999": _tick_json(
+        event_time_ms=259_999_999_999_999, ingest_time_ms=259_999_999_999_999
+    ),
+    "both times in year 2100": _tick_json(
+        event_time_ms=4_102_444_800_000, ingest_time_ms=4_102_444_800_000
+    ),
+    "number_of_markets beyond 64 bits": _tick_json(number_of_markets=2**64),
+    "price 1e308": _tick_json(price=1e308),
+    "price 5e-324": _tick_json(price=5e-324),
+    "a 300-character name": _tick_json(name="x" * 300),
+    "valid, record timestamp in year 146 million": _tick_json(event_time_ms=T0_MS + 3),
     "tombstone": None,
     "empty value": b"",
 }
+# The Kafka timestamp a producer set on the record, where it is not the time of sending.
+RECORD_TIMESTAMPS = {"valid, record timestamp in year 146 million": 2**62}
 
 
-def test_the_sink_and_spark_accept_and_reject_the_same_messages_for_the_same_reasons(
-    spark: SparkSession, spark_settings: Settings
-) -> None:
-    producer = KafkaProducer(bootstrap_servers=spark_settings.kafka_bootstrap_servers)
-    labels = {}
-    for label, value in PARITY_CORPUS.items():
-        metadata = producer.send(
-            spark_settings.kafka_topic, key=b"BTC", value=value, partition=0
-        ).get(30)
-        labels[metadata.offset] = label
-    producer.close()
-    huge = Tick.build(**{**VALID_TICK, "name": "x" * 2_000_000})
-    ticks = TickProducer(spark_settings)
-    with pytest.raises(DeliveryFailed, match="MessageSizeTooLarge"):
-        ticks.send(huge)  # over the broker's size limit: a clear error, counted
-    assert ticks.stats.failed == 1
-    with pytest.raises(DeliveryFailed):
-        ticks.close()  # closing reports it again: never only logged
-
-    sink = MongoSink(spark_settings)
-    try:
-        run_sink(sink, threading.Event(), until_idle=2)
-    finally:
-        sink.close()
-    dead = {
-        int(dict(r.headers)[ORIGIN_OFFSET]): dict(r.headers)[REASON].decode()
-        for r in read_topic(spark_settings, spark_settings.kafka_dlq_topic)
-    }
-    sink_verdicts = {offset: dead.get(offset) for offset in labels}
-
+def spark_verdicts(spark: SparkSession, settings: Settings) -> dict[int, str | None]:
+    """Each record's offset and why Spark's source refused it (None: a valid tick)."""
     seen: list[tuple[int, str | None]] = []
     query = (
         spark.readStream.format(SOURCE_NAME)
-        .option("subscribe", spark_settings.kafka_topic)
-        .option("kafka.bootstrap.servers", spark_settings.kafka_bootstrap_servers)
+        .option("subscribe", settings.kafka_topic)
+        .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
         .load()
         .writeStream.trigger(availableNow=True)
         .foreachBatch(
@@ -279,15 +275,100 @@ def test_the_sink_and_spark_accept_and_reject_the_same_messages_for_the_same_rea
         .start()
     )
     query.awaitTermination()
-    spark_verdicts = dict(seen)
+    return dict(seen)
 
-    by_label = {labels[o]: (sink_verdicts[o], spark_verdicts[o]) for o in labels}
-    for label, (in_sink, in_spark) in by_label.items():
-        assert in_sink == in_spark, label
-        assert (in_sink is None) == label.startswith("valid"), (label, in_sink)
+
+def sink_verdicts(settings: Settings) -> dict[int, str]:
+    """Each dead letter's original offset and its reason."""
+    return {
+        int(dict(r.headers)[ORIGIN_OFFSET]): dict(r.headers)[REASON].decode()
+        for r in read_topic(settings, settings.kafka_dlq_topic)
+    }
+
+
+def test_the_sink_and_spark_accept_and_reject_the_same_messages_for_the_same_reasons(
+    spark: SparkSession, spark_settings: Settings
+) -> None:
+    producer = KafkaProducer(bootstrap_servers=spark_settings.kafka_bootstrap_servers)
+    labels = {}
+    for label, value in PARITY_CORPUS.items():
+        metadata = producer.send(
+            spark_settings.kafka_topic,
+            key=b"BTC",
+            value=value,
+            partition=0,
+            timestamp_ms=RECORD_TIMESTAMPS.get(label),
+        ).get(30)
+        labels[metadata.offset] = label
+    producer.close()
+    small = spark_settings.model_copy(update={"kafka_topic": f"{spark_settings.kafka_topic}.small"})
+    create_topic_with_max_message_bytes(small, small.kafka_topic, 100)
+    ticks = TickProducer(small)
+    ticks.send(Tick.build(**VALID_TICK))  # over the topic's size limit
+    with pytest.raises(DeliveryFailed, match="MessageSizeTooLarge"):
+        ticks.flush()  # a clear error, counted
+    assert ticks.stats.failed == 1
+    with pytest.raises(DeliveryFailed):
+        ticks.close()  # closing reports it again: never only logged
+
+    sink_until_idle(spark_settings)
+    dead = sink_verdicts(spark_settings)
+    in_spark = spark_verdicts(spark, spark_settings)
+
+    by_label = {labels[o]: (dead.get(o), in_spark[o]) for o in labels}
+    for label, (sink_verdict, spark_verdict) in by_label.items():
+        assert sink_verdict == spark_verdict, label
+        assert (sink_verdict is None) == label.startswith("valid"), (label, sink_verdict)
+    valid = sum(1 for label in PARITY_CORPUS if label.startswith("valid"))
     totals = catch_up(spark, spark_settings)
-    assert totals.invalid_rows == len(PARITY_CORPUS) - 3
-    assert count_rows(spark_settings, "prices_by_symbol") == 3
+    assert totals.invalid_rows == len(PARITY_CORPUS) - valid
+    assert count_rows(spark_settings, "prices_by_symbol") == valid
+
+
+@examples(
+    max_examples=3,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+@given(values=st.lists(message_values, min_size=10, max_size=40))
+def test_no_message_stops_the_sink_or_spark_and_both_decide_alike(
+    spark: SparkSession, stack: LocalStack, tmp_path: Path, values: list[bytes]
+) -> None:
+    s = isolated_settings(stack, spark_checkpoint_dir=tmp_path / uuid.uuid4().hex)
+    producer = KafkaProducer(bootstrap_servers=s.kafka_bootstrap_servers, acks="all")
+    written = [
+        producer.send(s.kafka_topic, key=b"K", value=value, partition=0).get(30) for value in values
+    ]
+    producer.close()
+
+    sink_until_idle(s)  # returns: the sink did not stop on any of them
+    totals = catch_up(spark, s)  # raises AggregationFailed if the query stopped
+
+    dead = sink_verdicts(s)
+    assert spark_verdicts(spark, s) == {m.offset: dead.get(m.offset) for m in written}
+    identities = {
+        Tick.from_json(value, written_ms=m.timestamp).identity
+        for value, m in zip(values, written, strict=True)
+        if m.offset not in dead
+    }
+    assert set(stored_ids(s)) == identities  # every message stored or dead-lettered
+    assert totals.input_rows == len(values) and totals.invalid_rows == len(dead)
+    assert count_rows(s, "prices_by_symbol") == len(identities)
+    cluster, session = cassandra.connect(s)
+    try:
+        means = session.execute(
+            "SELECT arithmetic_mean, geometric_mean, harmonic_mean "
+            f"FROM {s.cassandra_keyspace}.aggregates_by_symbol"
+        )
+        for am, gm, hm in means:
+            assert all(math.isfinite(mean) for mean in (am, gm, hm))
+            assert am >= gm * (1 - 1e-12) and gm >= hm * (1 - 1e-12)
+    finally:
+        cluster.shutdown()
 
 
 def _one_row(settings: Settings, query: str) -> Any:

@@ -56,21 +56,31 @@ Offsets = dict[str, int]
 ARROW_BATCH_ROWS = 10_000
 
 
-def _parse(value: bytes | None) -> tuple[dict[str, Any], str | None]:
+# The latest moment a timestamp column holds (9999-12-31T23:59:59.999Z). A record's own
+# timestamp is whatever its producer set: one beyond this reads as null, never failing the
+# batch (Arrow and Spark refuse it as out of bounds).
+LATEST_TIMESTAMP_MS = 253_402_300_799_999
+
+
+def _parse(record: Any) -> tuple[dict[str, Any], str | None]:
     """A record's tick fields and None, or no fields and why it is not a tick."""
     from crypto_platform.ticks import InvalidTick, Tick
 
     try:
-        return Tick.from_json(value).model_dump(), None
+        return Tick.from_json(record.value, written_ms=record.timestamp).model_dump(), None
     except InvalidTick as error:
         return {}, error.reason
+
+
+def _timestamp_us(ms: int) -> int | None:
+    return ms * 1000 if 0 <= ms <= LATEST_TIMESTAMP_MS else None
 
 
 def _record_batch(records: list[Any]) -> Any:
     """Kafka records, each with its parsed tick, as one Arrow record batch."""
     import pyarrow as pa
 
-    parsed = [_parse(r.value) for r in records]
+    parsed = [_parse(r) for r in records]
     ticks = [fields for fields, _ in parsed]
     tick_types = {
         "price": pa.float64(), "event_time_ms": pa.int64(), "ingest_time_ms": pa.int64(),
@@ -82,7 +92,7 @@ def _record_batch(records: list[Any]) -> Any:
             pa.array([r.topic for r in records], pa.string()),
             pa.array([r.partition for r in records], pa.int32()),
             pa.array([r.offset for r in records], pa.int64()),
-            pa.array([r.timestamp * 1000 for r in records], pa.timestamp("us", tz="UTC")),
+            pa.array([_timestamp_us(r.timestamp) for r in records], pa.timestamp("us", tz="UTC")),
             pa.array([r.key for r in records], pa.binary()),
             pa.array([r.value for r in records], pa.binary()),
             *(

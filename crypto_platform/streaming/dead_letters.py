@@ -43,7 +43,14 @@ class DeadLetters:
         self.truncated = 0
         self._client_options = kafka_client_options(settings)
         self._pending: list[tuple[FutureRecordMetadata, ConsumerRecord, str]] = []
-        self._producer = self._open()
+        # Opened at the first dead letter: most runs never send one.
+        self._opened: KafkaProducer | None = None
+
+    @property
+    def _producer(self) -> KafkaProducer:
+        if self._opened is None:
+            self._opened = self._open()
+        return self._opened
 
     def _open(self) -> KafkaProducer:
         return KafkaProducer(
@@ -69,6 +76,8 @@ class DeadLetters:
         send, so the failed ones are sent again one by one through a fresh producer,
         truncated only if still too large. Raises `DeadLetterFailed` otherwise.
         """
+        if not self._pending:
+            return
         self._producer.flush(timeout=timeout)
         pending, self._pending = self._pending, []
         failed = [(record, reason) for future, record, reason in pending if future.failed()]
@@ -83,14 +92,15 @@ class DeadLetters:
                 raise self._failure(record, "too large even truncated")
 
     def close(self) -> None:
-        self._producer.close(timeout=10)
+        if self._opened is not None:
+            self._opened.close(timeout=10)
+            self._opened = None
 
     def _deliver(
         self, record: ConsumerRecord, reason: str, timeout: float, *, truncated: bool
     ) -> bool:
         """Through a fresh producer: True once acknowledged, False if refused as too large."""
-        self._producer.close(timeout=10)
-        self._producer = self._open()
+        self.close()
         try:
             future = self._send(record, reason, truncated=truncated)
         except MessageSizeTooLargeError:

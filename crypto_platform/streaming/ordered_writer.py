@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Generic, TypeVar
 
 from kafka import OffsetAndMetadata, TopicPartition
 
 Offsets = dict[TopicPartition, OffsetAndMetadata]
-Store = Callable[[list[dict[str, Any]], threading.Event], None]
+Item = TypeVar("Item")
 
 
-class OrderedWriter:
+class OrderedWriter(Generic[Item]):
     """At most one batch waiting and one being written (backpressure on the consumer)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Callable[[list[Item], threading.Event], None]) -> None:
         self._store = store
         self._condition = threading.Condition()
-        self._waiting: tuple[list[dict[str, Any]], Offsets] | None = None
+        self._waiting: tuple[list[Item], Offsets] | None = None
         self._busy = False
         self._written: Offsets = {}
         self._error: BaseException | None = None
@@ -39,7 +39,7 @@ class OrderedWriter:
             self._thread = threading.Thread(target=self._run, name="mongo-writer", daemon=True)
             self._thread.start()
 
-    def submit(self, documents: list[dict[str, Any]], offsets: Offsets) -> None:
+    def submit(self, documents: list[Item], offsets: Offsets) -> None:
         """Queue a batch, waiting while one is already queued; raise the writer's error."""
         with self._condition:
             while self._waiting is not None and self._error is None:

@@ -4,8 +4,11 @@ Per poll: parse every message (bad ones to the DLQ, acknowledged), stamp the res
 `stored_at_ms` (when handed to MongoDB: the write itself is not in it), insert them
 unordered with a journaled write (a duplicate `_id` means "already stored"), and only
 then commit the offsets. A crash anywhere redelivers at most
-the last poll, which the `_id` makes harmless. MongoDB down: the poll is retried with
-backoff until it is back, committing nothing meanwhile.
+the last poll, which the `_id` makes harmless. MongoDB down, or a write not acknowledged
+by the write concern's members: the poll is retried with backoff until it is stored,
+committing nothing meanwhile. A valid tick that MongoDB still cannot take (it cannot be
+encoded, or the server refuses that document) goes to the DLQ with the server's reason:
+one message never stops the sink.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from bson import encode
+from bson.errors import BSONError
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError, KafkaError
 from pymongo import WriteConcern
 from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError
@@ -37,10 +43,21 @@ from crypto_platform.ticks import InvalidTick, Tick, now_ms
 log = logging.getLogger(__name__)
 
 DUPLICATE_KEY = 11000
+# What encoding a document for MongoDB raises: a value BSON has no type for, an integer
+# beyond 64 bits, a date out of range, a document over the size limit (an InvalidDocument).
+UNENCODABLE = (BSONError, OverflowError, ValueError)
 
 
 class SinkStopped(PlatformError):
     """Stopped while waiting for MongoDB; nothing of the pending poll was committed."""
+
+
+class WriteNotDurable(PlatformError):
+    """MongoDB stored a write but its write concern was not met: it may be rolled back."""
+
+
+# A document on its way to MongoDB, with the Kafka record it came from (for its dead letter).
+Pending = tuple[ConsumerRecord, dict[str, Any]]
 
 
 @dataclass
@@ -91,6 +108,9 @@ class MongoSink:
             heartbeat_interval_ms=3_000,
         )
         self.dead_letters = DeadLetters(settings)
+        # The writer thread's own: a kafka-python producer is thread-safe, the pending list
+        # of a `DeadLetters` is not.
+        self._write_dead_letters = DeadLetters(settings)
         self._client = mongo.connect(settings)
         # Fail at start, with a clear message, if MongoDB is not there at all; once
         # running, an outage is waited out instead (see `_write_with_retries`).
@@ -98,7 +118,7 @@ class MongoSink:
         self.collection = mongo.prices_collection(self._client, settings).with_options(
             write_concern=WriteConcern(w=_acknowledgers(settings.mongo_write_concern), j=True)
         )
-        self._writer = OrderedWriter(self._store)
+        self._writer: OrderedWriter[Pending] = OrderedWriter(self._store)
 
     def poll_once(
         self, stop: threading.Event, timeout_ms: int = 500, limit: int | None = None
@@ -115,13 +135,19 @@ class MongoSink:
         records = [record for batch in polled.values() for record in batch]
         if not records:
             return 0
-        documents: list[dict[str, Any]] = []
+        documents: list[Pending] = []
         dead = 0
         for record in records:
             try:
-                documents.append(Tick.from_json(record.value).to_document())
+                tick = Tick.from_json(record.value, written_ms=record.timestamp)
+                documents.append((record, tick.to_document()))
             except InvalidTick as error:
-                self._dead_letter(record, error.reason)
+                self._dead_letter(self.dead_letters, record, error.reason)
+                dead += 1
+            except UNENCODABLE as error:  # valid, yet no MongoDB document can hold it
+                self._dead_letter(
+                    self.dead_letters, record, f"cannot be stored in MongoDB: {error}"
+                )
                 dead += 1
         if dead:
             self.dead_letters.flush()
@@ -132,7 +158,6 @@ class MongoSink:
         }
         self._writer.submit(documents, offsets)
         self.stats.consumed += len(records)
-        self.stats.dead_lettered += dead
         return len(records)
 
     def flush(self) -> None:
@@ -145,8 +170,9 @@ class MongoSink:
         if offsets:
             self._commit(offsets)
 
-    def _dead_letter(self, record: Any, reason: str) -> None:
-        if self.stats.dead_lettered < 3:
+    def _dead_letter(self, letters: DeadLetters, record: ConsumerRecord, reason: str) -> None:
+        self.stats.dead_lettered += 1
+        if self.stats.dead_lettered <= 3:
             log.warning(
                 "dead letter from %s[%d]@%d: %s",
                 record.topic,
@@ -154,7 +180,7 @@ class MongoSink:
                 record.offset,
                 reason,
             )
-        self.dead_letters.send(record, reason)
+        letters.send(record, reason)
 
     def document_count(self) -> int:
         """Documents in the collection, or -1 while MongoDB cannot answer (never raises).
@@ -167,14 +193,21 @@ class MongoSink:
         except PyMongoError:
             return -1
 
-    def _store(self, documents: list[dict[str, Any]], stop: threading.Event) -> None:
-        """The writer's work: stamp `stored_at_ms`, insert, retrying while MongoDB is down."""
-        stored_at = now_ms()
-        for document in documents:
-            document["stored_at_ms"] = stored_at
-        self._write_with_retries(documents, stop)
+    def _store(self, pending: list[Pending], stop: threading.Event) -> None:
+        """The writer's work: stamp `stored_at_ms`, insert, retrying while MongoDB is down.
 
-    def _write_with_retries(self, documents: list[dict[str, Any]], stop: threading.Event) -> None:
+        Documents MongoDB cannot take are dead-lettered (acknowledged) before the batch
+        counts as written, so their offsets are committed with it.
+        """
+        stored_at = now_ms()
+        for _, document in pending:
+            document["stored_at_ms"] = stored_at
+        refused = self._write_with_retries(pending, stop)
+        for index, reason in refused.items():
+            self._dead_letter(self._write_dead_letters, pending[index][0], reason)
+        self._write_dead_letters.flush()
+
+    def _write_with_retries(self, pending: list[Pending], stop: threading.Event) -> dict[int, str]:
         def sleep_unless_stopped(seconds: float) -> None:
             if stop.wait(seconds):
                 raise SinkStopped("stopped while MongoDB was unreachable")
@@ -188,27 +221,52 @@ class MongoSink:
             )
 
         retrying = Retrying(
-            retry=retry_if_exception_type(ConnectionFailure),
+            retry=retry_if_exception_type((ConnectionFailure, WriteNotDurable)),
             wait=self._backoff,
             sleep=sleep_unless_stopped,
             before_sleep=note_retry,
             reraise=True,
         )
-        retrying(self._insert, documents)
+        return retrying(self._insert, [document for _, document in pending])
 
-    def _insert(self, documents: list[dict[str, Any]]) -> None:
+    def _insert(self, documents: list[dict[str, Any]]) -> dict[int, str]:
+        """Insert unordered; return the documents refused for themselves: index -> reason.
+
+        Raises `WriteNotDurable` when the write concern was not met (retried: the
+        documents already stored make the retry's duplicates, which count as stored).
+        """
+        try:
+            return self._insert_encodable(documents)
+        except UNENCODABLE:
+            refused = _unencodable(documents)
+            if not refused:
+                raise
+        kept = [i for i in range(len(documents)) if i not in refused]
+        stored = self._insert_encodable([documents[i] for i in kept])
+        return refused | {kept[i]: reason for i, reason in stored.items()}
+
+    def _insert_encodable(self, documents: list[dict[str, Any]]) -> dict[int, str]:
         try:
             result = self.collection.insert_many(documents, ordered=False)
             self.stats.inserted += len(result.inserted_ids)
+            return {}
         except BulkWriteError as error:
-            errors = error.details.get("writeErrors", [])
-            others = [e for e in errors if e.get("code") != DUPLICATE_KEY]
-            if others:
-                raise PlatformError(
-                    f"MongoDB refused documents: {others[0].get('errmsg')}"
-                ) from None
-            self.stats.inserted += error.details.get("nInserted", 0)
-            self.stats.duplicates += len(errors)
+            details = error.details
+        errors = details.get("writeErrors", [])
+        duplicates = sum(1 for e in errors if e.get("code") == DUPLICATE_KEY)
+        concern = details.get("writeConcernErrors", [])
+        if concern:
+            raise WriteNotDurable(
+                f"write concern w={self.settings.mongo_write_concern} not met: "
+                f"{concern[0].get('errmsg')}; the write may be rolled back"
+            )
+        self.stats.inserted += details.get("nInserted", 0)
+        self.stats.duplicates += duplicates
+        return {
+            e["index"]: f"MongoDB refused the document: {e.get('errmsg')} (code {e.get('code')})"
+            for e in errors
+            if e.get("code") != DUPLICATE_KEY
+        }
 
     def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         try:
@@ -239,11 +297,32 @@ class MongoSink:
                 "closing the sink with batches not stored (they were not committed): %s", error
             )
         self._writer.stop()
-        for closer in (self.dead_letters.close, self.consumer.close, self._client.close):
+        closers = (
+            self.dead_letters.close,
+            self._write_dead_letters.close,
+            self.consumer.close,
+            self._client.close,
+        )
+        for closer in closers:
             try:
                 closer()
             except (KafkaError, PyMongoError, OSError) as error:
                 log.warning("closing the sink: %s", error)
+
+
+def _unencodable(documents: list[dict[str, Any]]) -> dict[int, str]:
+    """Documents BSON cannot encode (index -> why): looked for only after insert_many failed.
+
+    insert_many fails as a whole on one such document; this finds it, so that the rest are
+    stored and it alone is dead-lettered.
+    """
+    refused = {}
+    for index, document in enumerate(documents):
+        try:
+            encode(document)
+        except UNENCODABLE as error:
+            refused[index] = f"cannot be encoded for MongoDB: {error}"
+    return refused
 
 
 def run_sink(
