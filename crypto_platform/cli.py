@@ -104,6 +104,35 @@ def provision_command(ctx: click.Context, systems: tuple[str, ...]) -> None:
     provision(_settings(ctx), systems or tuple(PROVISIONERS), progress=click.echo)
 
 
+@cli.command("settings")
+@click.option("--write", "mode", flag_value="write", help="Rewrite the files that differ.")
+@click.option(
+    "--check", "mode", flag_value="check", help="Exit 1 if a file differs from what --write writes."
+)
+@click.option(
+    "--root", type=click.Path(path_type=Path, file_okay=False, exists=True), default=Path("."),
+    show_default=True, help="The repository's root.",
+)  # fmt: skip
+def settings_command(mode: str | None, root: Path) -> None:
+    """Render docs/settings.md and the docker/ settings lists from settings.py.
+
+    Reads no setting: it documents them.
+    """
+    from crypto_platform.settings_catalog import drifted, write
+
+    if mode is None:
+        raise click.UsageError("give --write or --check")
+    if mode == "write":
+        for path in write(root):
+            click.echo(f"wrote {path}")
+    elif stale := drifted(root):
+        for path in stale:
+            click.echo(f"{path} differs from crypto_platform/settings.py", err=True)
+        click.echo("fix: run `crypto-platform settings --write`", err=True)
+        sys.exit(1)
+    click.echo("every settings file matches crypto_platform/settings.py")
+
+
 def _stop_on_signals() -> threading.Event:
     """An event set by SIGTERM or Ctrl-C, so loops end cleanly (flush, commit) instead of dying."""
     stop = threading.Event()

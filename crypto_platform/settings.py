@@ -63,98 +63,215 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, extra="ignore", frozen=True, env_ignore_empty=True
     )
 
-    # Where the local stack keeps pid files, logs and data.
-    data_dir: Path = Path(".crypto_platform")
-    # Where `stack install` unpacks Cassandra (kept apart from data, shared by stacks).
-    vendor_dir: Path = Path(".vendor")
+    # Each field's description is its row in docs/settings.md and its comment in
+    # docker/.env.example: after adding or changing a setting, run
+    # `crypto-platform settings --write` (settings_catalog.py; a test fails until then).
+    data_dir: Path = Field(
+        Path(".crypto_platform"),
+        description="Where the local stack keeps pid files, logs and data.",
+    )
+    vendor_dir: Path = Field(
+        Path(".vendor"),
+        description="Where `stack install` unpacks Cassandra (kept apart from data, shared by "
+        "every stack).",
+    )
 
-    kafka_bootstrap_servers: str = "127.0.0.1:9092"
-    kafka_topic: str = "crypto.prices"
-    kafka_dlq_topic: str = "crypto.prices.dlq"
-    kafka_partitions: Annotated[int, Field(ge=1)] = 3
-    kafka_retention_ms: Annotated[int, Field(ge=60_000)] = 7 * 24 * 3600 * 1000
-    kafka_consumer_group: str = "crypto-mongo-sink"
-    # Static group membership: a restarted sink takes its partitions back at once.
-    # Default: one per host; give each further sink on a host its own id.
-    kafka_consumer_instance_id: str | None = None
-    # Replicas of each topic when it is created: 1 for one broker, 3 on a production cluster.
-    kafka_replication_factor: Annotated[int, Field(ge=1)] = 1
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        description="Kafka brokers, `host:port[,host:port...]`; the local broker listens on the "
+        "first one's port.",
+    )
+    kafka_topic: str = Field("crypto.prices", description="The tick topic.")
+    kafka_dlq_topic: str = Field("crypto.prices.dlq", description="The dead-letter topic.")
+    kafka_partitions: Annotated[int, Field(ge=1)] = Field(
+        3, description="Partitions of the tick topic when it is created."
+    )
+    kafka_retention_ms: Annotated[int, Field(ge=60_000)] = Field(
+        7 * 24 * 3600 * 1000, description="Retention of both topics, in ms (default: 7 days)."
+    )
+    kafka_consumer_group: str = Field(
+        "crypto-mongo-sink", description="Consumer group of the MongoDB sink."
+    )
+    kafka_consumer_instance_id: str | None = Field(
+        None,
+        description="The sink's static group member id, so a restarted sink takes its "
+        "partitions back at once (unset: `<hostname>-mongo-sink`); give each further sink on "
+        "a host its own id.",
+    )
+    kafka_replication_factor: Annotated[int, Field(ge=1)] = Field(
+        1, description="Replicas of both topics when they are created (3 on a cluster)."
+    )
     # Authentication and TLS of every Kafka client (see streaming/kafka_options.py).
-    kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
-    # CA bundle that signed the brokers' certificates (default: the system's CAs).
-    kafka_ssl_cafile: Path | None = None
+    kafka_security_protocol: KafkaSecurityProtocol = Field(
+        "PLAINTEXT",
+        description="`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`, for every Kafka "
+        "client and the Spark source.",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="`PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`."
+    )
+    kafka_sasl_username: str | None = Field(
+        None, description="Kafka user; required with a `SASL_*` protocol."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="Kafka password; required with a `SASL_*` protocol."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None,
+        description="CA bundle that signed the brokers' certificates (unset: the system's CAs).",
+    )
 
     # The local server is one node: a direct connection keeps it in the client's view
     # through its restarts (replica-set discovery could drop it and never look again).
-    mongo_uri: str = "mongodb://127.0.0.1:27017/?directConnection=true"
-    mongo_database: str = "crypto"
-    mongo_collection: str = "prices"
-    # Retention of raw ticks in MongoDB (a TTL index on event_time); None keeps them all.
-    mongo_ttl_days: Annotated[int, Field(ge=1)] | None = None
-    # The sink's write concern (always journaled): `majority` on a replica set, so a
-    # failover cannot roll back a write whose offset the sink has committed.
-    mongo_write_concern: Literal["1", "majority"] = "1"
+    mongo_uri: str = Field(
+        "mongodb://127.0.0.1:27017/?directConnection=true",
+        description="MongoDB URI; the local server listens on its port.",
+    )
+    mongo_database: str = Field("crypto", description="MongoDB database.")
+    mongo_collection: str = Field("prices", description="Collection of the raw ticks.")
+    mongo_ttl_days: Annotated[int, Field(ge=1)] | None = Field(
+        None,
+        description="Retention of raw ticks in days, a TTL index on `event_time` set by "
+        "`stack up` / `provision` (unset: kept).",
+    )
+    # `majority` on a replica set, so a failover cannot roll back a write whose offset the
+    # sink has committed.
+    mongo_write_concern: Literal["1", "majority"] = Field(
+        "1",
+        description="The sink's write concern, `1` or `majority` (always journaled); "
+        "`majority` on a replica set.",
+    )
 
-    cassandra_hosts: Annotated[list[str], NoDecode] = ["127.0.0.1"]
-    cassandra_port: Annotated[int, Field(ge=1, le=65535)] = 9042
-    cassandra_protocol_version: Annotated[int, Field(ge=3, le=5)] = 3
+    cassandra_hosts: Annotated[list[str], NoDecode] = Field(
+        ["127.0.0.1"], description="Cassandra contact points, comma-separated."
+    )
+    cassandra_port: Annotated[int, Field(ge=1, le=65535)] = Field(
+        9042, description="Cassandra's native protocol port."
+    )
+    cassandra_protocol_version: Annotated[int, Field(ge=3, le=5)] = Field(
+        3,
+        description="Native protocol version: 3 for the local 2.1 node, 4 or 5 for Cassandra 4/5.",
+    )
     # An identifier, because CQL cannot bind a keyspace name as a parameter.
-    cassandra_keyspace: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,47}$")] = "crypto"
-    cassandra_replication_factor: Annotated[int, Field(ge=1)] = 1
-    # Authentication (PasswordAuthenticator), TLS and the default consistency level.
-    cassandra_username: str | None = None
-    cassandra_password: SecretStr | None = None
-    cassandra_tls: bool = False
-    # CA bundle that signed the nodes' certificates (default: the system's CAs).
-    cassandra_tls_cafile: Path | None = None
-    cassandra_consistency: CassandraConsistency = "LOCAL_ONE"
-    # Retention of prices_by_symbol (its default_time_to_live); None keeps every row.
-    cassandra_prices_ttl_days: Annotated[int, Field(ge=1)] | None = None
-    # Only the local stack uses these: the node's internal ports and its heap.
-    cassandra_storage_port: Annotated[int, Field(ge=1, le=65535)] = 7000
-    cassandra_ssl_storage_port: Annotated[int, Field(ge=1, le=65535)] = 7001
-    cassandra_jmx_port: Annotated[int, Field(ge=1, le=65535)] = 7199
-    cassandra_heap: Annotated[str, Field(pattern=r"^\d+[MG]$")] = "512M"
+    cassandra_keyspace: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,47}$")] = Field(
+        "crypto", description="Cassandra keyspace (letters, digits and `_`)."
+    )
+    cassandra_replication_factor: Annotated[int, Field(ge=1)] = Field(
+        1, description="Replication factor when the keyspace is created."
+    )
+    cassandra_username: str | None = Field(
+        None, description="Cassandra user (PasswordAuthenticator)."
+    )
+    cassandra_password: SecretStr | None = Field(None, description="Cassandra password.")
+    cassandra_tls: bool = Field(False, description="Client-to-node TLS.")
+    cassandra_tls_cafile: Path | None = Field(
+        None,
+        description="CA bundle that signed the nodes' certificates (unset: the system's CAs).",
+    )
+    cassandra_consistency: CassandraConsistency = Field(
+        "LOCAL_ONE",
+        description="Consistency level of every statement: `ONE`, `LOCAL_ONE`, `QUORUM`, "
+        "`LOCAL_QUORUM` (with replication factor 3) or `ALL`.",
+    )
+    cassandra_prices_ttl_days: Annotated[int, Field(ge=1)] | None = Field(
+        None,
+        description="Retention of `prices_by_symbol` in days, its `default_time_to_live` set by "
+        "`stack up` / `provision` (unset: rows never expire).",
+    )
+    cassandra_storage_port: Annotated[int, Field(ge=1, le=65535)] = Field(
+        7000, description="Local stack only: the Cassandra node's gossip port."
+    )
+    cassandra_ssl_storage_port: Annotated[int, Field(ge=1, le=65535)] = Field(
+        7001, description="Local stack only: the Cassandra node's TLS gossip port."
+    )
+    cassandra_jmx_port: Annotated[int, Field(ge=1, le=65535)] = Field(
+        7199, description="Local stack only: the Cassandra node's JMX port (nodetool)."
+    )
+    cassandra_heap: Annotated[str, Field(pattern=r"^\d+[MG]$")] = Field(
+        "512M", description="Local stack only: the Cassandra node's JVM heap."
+    )
 
-    binance_base_url: str = "https://api.binance.com"
-    binance_ws_url: str = "wss://stream.binance.com:9443"
-    coinranking_base_url: str = "https://api.coinranking.com/v2"
-    coinranking_api_key: SecretStr | None = None
-    source: SourceName = "auto"
-    symbols: Annotated[list[str], NoDecode] = ["BTC", "ETH", "SOL"]
+    binance_base_url: str = Field("https://api.binance.com", description="Binance REST API.")
+    binance_ws_url: str = Field(
+        "wss://stream.binance.com:9443", description="Binance WebSocket streams."
+    )
+    coinranking_base_url: str = Field(
+        "https://api.coinranking.com/v2", description="Coinranking v2 API."
+    )
+    coinranking_api_key: SecretStr | None = Field(
+        None, description="Coinranking API key (`x-access-token`)."
+    )
+    source: SourceName = Field(
+        "auto",
+        description="Price source: `auto` (a live source when it answers, else simulated), "
+        "`binance`, `binance-ws`, `coinranking`, `simulated` or `replay`.",
+    )
+    symbols: Annotated[list[str], NoDecode] = Field(
+        ["BTC", "ETH", "SOL"], description="Base assets to follow, comma-separated."
+    )
 
-    stack_start_timeout_s: Annotated[float, Field(gt=0)] = 120.0
+    stack_start_timeout_s: Annotated[float, Field(gt=0)] = Field(
+        120.0, description="Local stack only: how long `stack up` waits for each server, in s."
+    )
 
-    spark_master: str = "local[*]"
-    spark_driver_memory: Annotated[str, Field(pattern=r"^\d+[mMgG]$")] = "1g"
-    # Fixed in the checkpoint after the first run: changing it needs a new checkpoint dir.
+    spark_master: str = Field(
+        "local[*]", description="Spark master: `local[*]`, or `spark://host:7077` for a cluster."
+    )
+    spark_driver_memory: Annotated[str, Field(pattern=r"^\d+[mMgG]$")] = Field(
+        "1g", description="Spark driver heap, taken whole at start."
+    )
     # About the executor cores: on 2 local cores, 2 beat 4 (bench: catch-up 6,703 rows/s
     # against 6,024; micro-batch p50 2.27 s against 2.72 s).
-    spark_shuffle_partitions: Annotated[int, Field(ge=1)] = 2
-    # Default: <data_dir>/spark/checkpoints.
-    spark_checkpoint_dir: Path | None = None
-    spark_starting_offsets: Literal["earliest", "latest"] = "earliest"
-    spark_max_offsets_per_trigger: Annotated[int, Field(ge=1)] | None = None
-    spark_trigger_interval_s: Annotated[float, Field(ge=0)] = 5.0
-    # False: aggregate_prices runs on a schedule in available-now mode instead.
-    spark_continuous: bool = True
-    aggregate_window_s: Annotated[int, Field(ge=1)] = 300
-    aggregate_slide_s: Annotated[int, Field(ge=1)] = 60
-    aggregate_watermark_s: Annotated[int, Field(ge=0)] = 600
+    spark_shuffle_partitions: Annotated[int, Field(ge=1)] = Field(
+        2,
+        description="Spark shuffle partitions; fixed in the checkpoint after the first run "
+        "(changing it needs a new checkpoint dir).",
+    )
+    spark_checkpoint_dir: Path | None = Field(
+        None,
+        description="Spark checkpoints, per topic and keyspace (unset: "
+        "`<data dir>/spark/checkpoints`).",
+    )
+    spark_starting_offsets: Literal["earliest", "latest"] = Field(
+        "earliest", description="Where a new checkpoint starts reading Kafka."
+    )
+    spark_max_offsets_per_trigger: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="Rows per micro-batch at most (unset: no limit)."
+    )
+    spark_trigger_interval_s: Annotated[float, Field(ge=0)] = Field(
+        5.0, description="Continuous mode: seconds between micro-batches."
+    )
+    spark_continuous: bool = Field(
+        True,
+        description="Run `aggregate_prices` continuously; false: a schedule runs it in "
+        "available-now mode every 5 min.",
+    )
+    aggregate_window_s: Annotated[int, Field(ge=1)] = Field(
+        300, description="Length of an aggregation window, in s."
+    )
+    aggregate_slide_s: Annotated[int, Field(ge=1)] = Field(
+        60, description="Slide of the aggregation windows, in s."
+    )
+    aggregate_watermark_s: Annotated[int, Field(ge=0)] = Field(
+        600, description="Watermark: how late a tick may come and still count, in s."
+    )
 
-    # Asset checks: the newest tick of each coin may be this old; dead letters per hour
-    # above this make the DLQ growth check warn.
-    check_tick_max_age_s: Annotated[float, Field(gt=0)] = 300.0
-    check_dlq_max_per_hour: Annotated[int, Field(ge=1)] = 100
+    check_tick_max_age_s: Annotated[float, Field(gt=0)] = Field(
+        300.0, description="The `tick_freshness` check: how old a coin's newest tick may be, in s."
+    )
+    check_dlq_max_per_hour: Annotated[int, Field(ge=1)] = Field(
+        100, description="The `dlq_growth` check warns at this many dead letters in an hour."
+    )
 
-    # `crypto-platform api`: where it listens, and which origins may call it from a browser
-    # (comma-separated; empty: no CORS headers).
-    api_host: str = "127.0.0.1"
-    api_port: Annotated[int, Field(ge=1, le=65535)] = 8000
-    api_cors_origins: Annotated[list[str], NoDecode] = []
+    api_host: str = Field("127.0.0.1", description="Address `crypto-platform api` listens on.")
+    api_port: Annotated[int, Field(ge=1, le=65535)] = Field(
+        8000, description="Port `crypto-platform api` listens on."
+    )
+    api_cors_origins: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Origins allowed to call the API from a browser, comma-separated (unset: "
+        "no CORS headers).",
+    )
 
     _split_hosts = field_validator("cassandra_hosts", mode="before")(_split_list)
     _split_origins = field_validator("api_cors_origins", mode="before")(_split_list)
@@ -259,5 +376,5 @@ def _shown(field: str, item: Any) -> str:
 @functools.cache
 def _warn_unknown(variable: str, close: tuple[str, ...]) -> None:
     """Once per variable and process (settings are loaded often, e.g. by each sensor tick)."""
-    hint = f"did you mean {close[0]}?" if close else "see the settings table in the README"
+    hint = f"did you mean {close[0]}?" if close else "see docs/settings.md"
     log.warning(f"{variable} is not a setting and is ignored ({hint})")
