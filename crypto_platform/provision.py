@@ -18,8 +18,13 @@ log = logging.getLogger(__name__)
 
 
 def provision_kafka(settings: Settings) -> str:
-    names = topics.ensure_topics(settings)
-    return f"kafka: topics {', '.join(names)} ready"
+    names, changed = topics.ensure_topics(settings)
+    applied = (
+        f"; retention.ms set to {settings.kafka_retention_ms} on {', '.join(changed)}"
+        if changed
+        else ""
+    )
+    return f"kafka: topics {', '.join(names)} ready{applied}"
 
 
 def provision_mongodb(settings: Settings) -> str:

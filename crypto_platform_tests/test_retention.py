@@ -1,9 +1,12 @@
-"""Retention settings: a MongoDB TTL index and a Cassandra default TTL on raw prices."""
+"""Retention settings: Kafka topics' retention, a MongoDB TTL index, a Cassandra default TTL."""
 
 from __future__ import annotations
 
+from kafka.admin import ConfigResource, ConfigResourceType
+
 from crypto_platform.settings import Settings
 from crypto_platform.storage import cassandra, mongo
+from crypto_platform.streaming.topics import admin_client
 from crypto_platform.ticks import Tick, now_ms
 from crypto_platform_tests.conftest import run_cli
 from crypto_platform_tests.streaming_helpers import wait_for
@@ -11,9 +14,10 @@ from crypto_platform_tests.streaming_helpers import wait_for
 DAY_MS = 86_400_000
 
 
-def provision(settings: Settings, system: str, **variables: str) -> None:
+def provision(settings: Settings, system: str, **variables: str) -> str:
     result = run_cli(settings, "provision", system, env_override=variables)
     assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 def tick(event_time_ms: int) -> Tick:
@@ -76,3 +80,26 @@ def test_cassandra_prices_ttl_is_set_changed_and_removed(settings: Settings) -> 
         assert insert_and_read_ttl("SOL") is None
     finally:
         cluster.shutdown()
+
+
+def test_a_changed_kafka_retention_reaches_the_existing_topics(settings: Settings) -> None:
+    topics = [settings.kafka_topic, settings.kafka_dlq_topic]
+
+    def retention() -> dict[str, str]:
+        admin = admin_client(settings)
+        try:
+            described = admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, name) for name in topics],
+                config_filter="all",
+            )["topic"]
+        finally:
+            admin.close()
+        return {name: described[name]["retention.ms"]["value"] for name in topics}
+
+    assert set(retention().values()) == {str(settings.kafka_retention_ms)}
+
+    said = provision(settings, "kafka", CRYPTO_KAFKA_RETENTION_MS="60000")
+
+    assert retention() == dict.fromkeys(topics, "60000")
+    assert f"retention.ms set to 60000 on {', '.join(topics)}" in said
+    assert "retention.ms set" not in provision(settings, "kafka", CRYPTO_KAFKA_RETENTION_MS="60000")

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import TopicAlreadyExistsError
 
@@ -48,9 +48,17 @@ def read_to_end(
         consumer.close()
 
 
-def ensure_topics(settings: Settings) -> list[str]:
-    """Create `crypto.prices` (N partitions, a retention) and its DLQ unless they exist."""
-    retention = {"retention.ms": str(settings.kafka_retention_ms)}
+RETENTION = "retention.ms"
+
+
+def ensure_topics(settings: Settings) -> tuple[list[str], list[str]]:
+    """Create `crypto.prices` (N partitions, a retention) and its DLQ unless they exist.
+
+    A topic that exists with another retention gets the configured one (only that key
+    changes): a changed CRYPTO_KAFKA_RETENTION_MS must not wait for a topic to be remade.
+    Returns the topics' names and those whose retention changed.
+    """
+    retention = {RETENTION: str(settings.kafka_retention_ms)}
     replicas = settings.kafka_replication_factor
     wanted = [
         NewTopic(
@@ -66,9 +74,30 @@ def ensure_topics(settings: Settings) -> list[str]:
             # Another process may create them meanwhile: that is fine too.
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)
+        changed = _apply_retention(
+            admin, [t.name for t in wanted if t.name in existing], retention[RETENTION]
+        )
     finally:
         admin.close()
-    return [topic.name for topic in wanted]
+    return [topic.name for topic in wanted], changed
+
+
+def _apply_retention(admin: KafkaAdminClient, names: list[str], retention_ms: str) -> list[str]:
+    """Set `retention.ms` on the topics whose value differs; return their names."""
+    if not names:
+        return []
+    described = admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name) for name in names], config_filter="all"
+    )["topic"]
+    stale = [n for n in names if described[n].get(RETENTION, {}).get("value") != retention_ms]
+    if stale:
+        admin.alter_configs(
+            [
+                ConfigResource(ConfigResourceType.TOPIC, name, configs={RETENTION: retention_ms})
+                for name in stale
+            ]
+        )
+    return stale
 
 
 @dataclass(frozen=True)
