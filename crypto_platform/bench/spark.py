@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -88,7 +89,7 @@ def catch_up_beside_bare(
     }
 
 
-def phase_medians(batches: list[dict[str, int]]) -> dict[str, float]:
+def phase_medians(batches: Iterable[dict[str, int]]) -> dict[str, float]:
     """Per `durationMs` phase, its median (ms) over `batches`."""
     return {phase: median([batch.get(phase, 0) for batch in batches]) for phase in PHASES}
 
@@ -121,7 +122,7 @@ def micro_batches(
     stop.set()
     spark_thread.join()
     totals = outcome["totals"]
-    batches = totals.batch_durations_ms[1:]  # the first batch pays for planning
+    batches = list(totals.batch_durations_ms)[1:]  # the first batch pays for planning
     durations = [batch["triggerExecution"] / 1000 for batch in batches]
     result: dict[str, Any] = {
         "rate": rate,

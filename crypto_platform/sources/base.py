@@ -15,6 +15,12 @@ from crypto_platform.ticks import InvalidTick, Tick
 log = logging.getLogger(__name__)
 
 
+# Distinct skip reasons a source keeps; a reason names the bad value, so a feed of ever new
+# bad values would otherwise grow the counter for as long as the producer runs.
+MAX_SKIP_REASONS = 100
+OTHER_REASONS = "(other reasons)"
+
+
 @dataclass
 class SourceStats:
     """Counts a source keeps, for progress logs and Dagster metadata."""
@@ -27,6 +33,8 @@ class SourceStats:
     def skip(self, source: str, reason: str) -> None:
         """Count a bad record or payload and warn (the first few of each reason)."""
         self.skipped += 1
+        if reason not in self.skip_reasons and len(self.skip_reasons) >= MAX_SKIP_REASONS:
+            reason = OTHER_REASONS
         self.skip_reasons[reason] += 1
         if self.skip_reasons[reason] <= 3:
             log.warning("%s: skipped a bad record: %s", source, reason)

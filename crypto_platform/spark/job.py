@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -34,6 +35,7 @@ from crypto_platform.streaming.progress import Snapshot
 log = logging.getLogger(__name__)
 
 QUERY = "ticks"
+BATCH_HISTORY = 10_000  # a bench's longest run keeps them all (about 600 at 1 batch/s)
 POLL_S = 0.5  # how often a running query's progress is collected and `stop` checked
 
 
@@ -51,16 +53,21 @@ class QueryTotals:
     dropped_late_rows: int = 0
     ticks_written: int = 0
     windows_written: int = 0
-    # Each batch's `durationMs` (triggerExecution and its phases: latestOffset,
-    # queryPlanning, addBatch, walCommit, commitOffsets, ...), so a caller sees where the
-    # time of a batch goes, not only how long it took.
-    batch_durations_ms: list[dict[str, int]] = field(default_factory=list)
-    _seen: set[int] = field(default_factory=set)
+    # The last BATCH_HISTORY batches' `durationMs` (triggerExecution and its phases:
+    # latestOffset, queryPlanning, addBatch, walCommit, commitOffsets, ...), so a caller sees
+    # where the time of a batch goes, not only how long it took; bounded, as a continuous
+    # run lasts for days.
+    batch_durations_ms: deque[dict[str, int]] = field(
+        default_factory=lambda: deque(maxlen=BATCH_HISTORY)
+    )
+    last_batch_id: int = -1
 
     def add(self, progress: dict[str, Any]) -> None:
-        if progress["batchId"] in self._seen:
+        # Batch ids only grow, and recentProgress lists them in order: one number is the
+        # whole memory of what was counted.
+        if progress["batchId"] <= self.last_batch_id:
             return
-        self._seen.add(progress["batchId"])
+        self.last_batch_id = progress["batchId"]
         self.batches += 1
         self.input_rows += progress.get("numInputRows", 0)
         if progress.get("numInputRows", 0):  # an empty trigger says nothing of batch time
