@@ -6,6 +6,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Every package `make install` installs, pinned with its hashes; the image's subset.
+DEV_LOCK := requirements/dev.lock
+DEPLOY_LOCK := requirements/deploy.lock
+UV_VERSION := 0.13.9
 DATA_DIR := $(or $(CRYPTO_DATA_DIR),.crypto_platform)
 VENDOR_DIR := $(or $(CRYPTO_VENDOR_DIR),.vendor)
 CASSANDRA_STAMP := $(VENDOR_DIR)/apache-cassandra-2.1.0/lib/apache-cassandra-2.1.0.jar
@@ -14,7 +18,7 @@ CHART_STAMP := $(CHART_VENDOR)/node_modules/.package-lock.json
 
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: run test test-deps lint format install system-deps stack-up stack-down stack-status clean
+.PHONY: run test test-deps lint format install lock system-deps stack-up stack-down stack-status clean
 
 # dagster dev (UI on :3000, DAGSTER_HOME=<data dir>/dagster) and the API (:8000) together;
 # one Ctrl-C ends the streaming runs cleanly and stops both.
@@ -50,12 +54,32 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-$(STAMP): pyproject.toml
+# The dependencies exactly as the lock pins them (hashes checked), then the project itself
+# (editable, without dependencies). `pip check` fails when pyproject.toml's pins and the
+# lock disagree: run `make lock`.
+$(STAMP): pyproject.toml $(DEV_LOCK) | $(BIN)/python
+	$(BIN)/pip install -q --progress-bar off --require-hashes -r $(DEV_LOCK)
+	$(BIN)/pip install -q --progress-bar off --no-deps -e .
+	@$(BIN)/pip check || { echo "if pyproject.toml changed, run \`make lock\`"; exit 1; }
+	touch $(STAMP)
+
+$(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "Python 3.11+ is required (found $$($(PYTHON) --version))"; exit 1; }
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --progress-bar off -e '.[local,dev]'
-	touch $(STAMP)
+	$(PYTHON) -m venv $(VENV)
+
+# The lock files, from pyproject.toml's pins and extras. After changing a dependency in
+# pyproject.toml, run `make lock` and commit requirements/: `make install`, CI and the
+# image install only what the locks hold. Versions already locked are kept unless
+# pyproject.toml moves them; `make lock LOCK_FLAGS=--upgrade` refreshes the indirect ones.
+# The image's lock is constrained by the developers' one, so both pin the same versions.
+LOCK := $(BIN)/uv pip compile -q pyproject.toml --generate-hashes --python-version 3.11 \
+	--python-platform linux --no-strip-extras --custom-compile-command 'make lock' $(LOCK_FLAGS)
+lock: | $(BIN)/python
+	$(BIN)/pip install -q --progress-bar off uv==$(UV_VERSION)
+	@mkdir -p requirements
+	$(LOCK) --extra local --extra dev -o $(DEV_LOCK)
+	$(LOCK) --extra deploy -c $(DEV_LOCK) -o $(DEPLOY_LOCK)
 
 $(CASSANDRA_STAMP): | $(STAMP)
 	$(BIN)/crypto-platform stack install

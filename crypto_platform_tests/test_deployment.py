@@ -34,12 +34,15 @@ from dagster._core.instance.config import dagster_instance_config
 from dagster._core.launcher import RunLauncher
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from prometheus_client.parser import text_string_to_metric_families
 
 from crypto_platform.cli import cli
 from crypto_platform.errors import ConfigurationError
 from crypto_platform.reports.stores import open_kafka
 from crypto_platform.settings import Settings, load_settings
+from crypto_platform.settings_catalog import LOCAL_ONLY
 from crypto_platform.storage import cassandra, mongo
 from crypto_platform.streaming.dead_letters import DeadLetters
 from crypto_platform.streaming.producer import TickProducer
@@ -54,15 +57,6 @@ DOCKER = REPO / "docker"
 COMPOSE_WHEEL = "docker-compose==1.29.2"
 SPEC_MEMBER = "compose/config/compose_spec.json"
 SPEC_CACHE = REPO / ".vendor" / "compose-spec"
-# Settings that only the local stack reads (its servers' own ports, heap, install dir).
-LOCAL_ONLY = {
-    "vendor_dir",
-    "cassandra_storage_port",
-    "cassandra_ssl_storage_port",
-    "cassandra_jmx_port",
-    "cassandra_heap",
-    "stack_start_timeout_s",
-}
 VARIABLE = re.compile(r"\$\{(\w+)(?::?([-?])([^}]*))?\}")
 
 
@@ -168,11 +162,35 @@ def test_every_image_is_pinned_to_a_version(services: dict[str, Any]) -> None:
 
 def test_the_image_leaves_out_the_local_servers_and_test_tools() -> None:
     dockerfile = (DOCKER / "Dockerfile").read_text()
-    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"
-    ]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    lock = (REPO / "requirements" / "deploy.lock").read_text()
+    # Only entries followed by their hashes count as locked.
+    hashed_entry = r"^([\w.-]+)(?:\[[\w,.-]+\])?==([^\s;]+)[^\n]*\\\n    --hash=sha256:[0-9a-f]{64}"
+    locked = {
+        canonicalize_name(name): version
+        for name, version in re.findall(hashed_entry, lock, flags=re.MULTILINE)
+    }
+    pinned = {
+        canonicalize_name(req.name): str(req.specifier).removeprefix("==")
+        for req in map(Requirement, [*project["dependencies"], *extras["deploy"]])
+    }
+    left_out = {
+        canonicalize_name(req.name) for req in map(Requirement, [*extras["local"], *extras["dev"]])
+    } - {"crypto-platform"}
 
-    assert re.findall(r"pip install (.+)", dockerfile) == ["-e '.[deploy]'"]
+    # The dependencies as the deploy lock pins them, every hash checked; then the wheel.
+    assert re.findall(r"pip install (.+)", dockerfile) == [
+        "--require-hashes -r /tmp/deploy.lock",
+        "--no-deps /tmp/wheels/crypto_platform-*.whl && pip check",
+    ]
+    assert "source=requirements/deploy.lock,target=/tmp/deploy.lock" in dockerfile
+    assert "pip wheel --no-cache-dir --no-deps --wheel-dir /wheels ." in dockerfile
+    # The lock holds the runtime dependencies and the `deploy` extra at pyproject's pins
+    # (`make lock` after changing them), each with its hashes, and nothing of `local`, `dev`.
+    assert {name: locked.get(name) for name in pinned} == pinned
+    assert len(re.findall(r"^[\w.-]+(\[.*\])?==", lock, flags=re.MULTILINE)) == len(locked) > 0
+    assert not left_out & set(locked)
     assert not {re.split(r"[=<>\[]", req)[0] for req in extras["deploy"]} & {
         re.split(r"[=<>\[]", req)[0] for req in extras["local"]
     }
