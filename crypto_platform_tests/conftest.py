@@ -10,14 +10,33 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pyspark.sql import SparkSession
 
 from crypto_platform.settings import Settings, load_settings
 from crypto_platform.spark.cassandra_writer import close_sessions
 from crypto_platform.spark.kafka_source import close_idle_consumers
+from crypto_platform.spark.session import spark_session
 from crypto_platform.stack import LocalStack
 from crypto_platform.stack.ephemeral import ephemeral_settings
 
 REPO = Path(__file__).resolve().parents[1]
+
+# What a test needs decides its markers, so `pytest -m "not stack"` runs exactly the tests
+# that need no server (the fast loop): a test using one of these fixtures gets its marker.
+# Modules that start a server another way (chromium, `dagster dev`) mark themselves.
+FIXTURE_MARKERS = {"stack": "stack", "spark": "spark"}
+# Each of these starts a real server (a Spark JVM, chromium, dagster dev): also `stack`.
+SERVER_MARKERS = {"spark", "browser", "dagster_dev"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        present = {mark.name for mark in item.iter_markers()}
+        wanted = present | {m for f, m in FIXTURE_MARKERS.items() if f in item.fixturenames}
+        if wanted & SERVER_MARKERS:
+            wanted.add("stack")
+        for marker in sorted(wanted - present):
+            item.add_marker(marker)
 
 
 def stack_settings_at(data_dir: Path) -> Settings:
@@ -42,6 +61,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 @pytest.fixture(scope="session")
 def stack_settings(stack: LocalStack) -> Settings:
     return stack.settings
+
+
+@pytest.fixture(scope="session")
+def spark(stack_settings: Settings) -> Iterator[SparkSession]:
+    """The suite's one SparkSession (its start costs 7-15 s here), stopped at the end."""
+    session = spark_session(stack_settings.model_copy(update={"spark_master": "local[2]"}))
+    yield session
+    session.stop()
 
 
 def isolated_settings(stack: LocalStack, **update: object) -> Settings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+import pytest
 from dagster_graphql import DagsterGraphQLClient
 from kafka import KafkaAdminClient
 
@@ -13,6 +14,8 @@ from crypto_platform.settings import Settings
 from crypto_platform_tests.conftest import run_cli
 from crypto_platform_tests.dagster_dev import dagster_dev
 from crypto_platform_tests.streaming_helpers import stored_count, topic_size, wait_for
+
+pytestmark = pytest.mark.dagster_dev  # a real `dagster dev`
 
 JOBS = ("ingest_prices", "persist_prices")
 

@@ -12,6 +12,8 @@ from playwright.sync_api import Page, sync_playwright
 from crypto_platform.settings import Settings
 from crypto_platform_tests.api_helpers import NOW, running_api, tick_row, write_ticks, write_window
 
+pytestmark = pytest.mark.browser  # drives Debian's chromium
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--no-sandbox",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import dagster as dg
 import psutil
+import pytest
 from dagster_graphql import DagsterGraphQLClient
 
 from crypto_platform.settings import Settings
@@ -26,6 +27,9 @@ from crypto_platform.ticks import Tick
 from crypto_platform_tests.conftest import REPO
 from crypto_platform_tests.spark_helpers import count_rows
 from crypto_platform_tests.streaming_helpers import read_topic, stored_count, stored_ids, wait_for
+
+# `crypto-platform dev` runs a real `dagster dev`.
+pytestmark = pytest.mark.dagster_dev
 
 STREAMING = {"ingest_prices", "persist_prices", "aggregate_prices"}
 STARTED_PID = re.compile(r"Started process for run \(pid: (\d+)\)")

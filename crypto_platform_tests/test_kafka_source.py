@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
+from pyspark.sql import SparkSession
 from pyspark.sql.functions import spark_partition_id
 from pyspark.sql.streaming.datasource import ReadAllAvailable
 
@@ -21,7 +22,6 @@ from crypto_platform.spark.kafka_source import (
     consumer_config,
     pooled_consumer,
 )
-from crypto_platform.spark.session import spark_session
 from crypto_platform.streaming.kafka_options import spark_kafka_options
 from crypto_platform_tests.streaming_helpers import wait_for
 
@@ -130,11 +130,9 @@ def test_a_reused_consumer_reads_exactly_each_planned_range(settings: Settings) 
 
 
 def test_spark_reads_every_record_once_in_at_least_min_partitions_tasks(
-    settings: Settings, tmp_path: Path
+    spark: SparkSession, settings: Settings, tmp_path: Path
 ) -> None:
     produce(settings, 300)
-    # The suite's one session (getOrCreate); PySpark ends its JVM when the tests' process exits.
-    spark = spark_session(settings.model_copy(update={"spark_master": "local[2]"}))
     query = (
         spark.readStream.format(SOURCE_NAME)
         .options(**source_options(settings, minPartitions="5"))

@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +31,6 @@ from crypto_platform.reports.stores import open_stores
 from crypto_platform.reports.throughput import throughput_report
 from crypto_platform.settings import Settings
 from crypto_platform.spark.job import run_aggregation
-from crypto_platform.spark.session import spark_session
 from crypto_platform.stack import LocalStack
 from crypto_platform.stack.cassandra_server import CassandraServer
 from crypto_platform.stack.mongo_server import MongoServer
@@ -60,13 +58,6 @@ class Planted:
     hour: dt.datetime
     ticks: list[Tick]
     other_hour_ticks: list[Tick]
-
-
-@pytest.fixture(scope="module")
-def spark(stack_settings: Settings) -> Iterator[SparkSession]:
-    session = spark_session(stack_settings.model_copy(update={"spark_master": "local[2]"}))
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")

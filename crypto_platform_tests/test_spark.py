@@ -6,7 +6,6 @@ import json
 import math
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ from crypto_platform.settings import Settings
 from crypto_platform.spark.cassandra_writer import CassandraTarget, write_rows
 from crypto_platform.spark.job import AggregationFailed, run_aggregation
 from crypto_platform.spark.kafka_source import SOURCE_NAME
-from crypto_platform.spark.session import spark_session
 from crypto_platform.stack import LocalStack
 from crypto_platform.storage import cassandra
 from crypto_platform.streaming.dead_letters import ORIGIN_OFFSET, REASON
@@ -47,13 +45,6 @@ from crypto_platform_tests.streaming_helpers import (
     stored_ids,
 )
 from crypto_platform_tests.tick_strategies import message_values
-
-
-@pytest.fixture(scope="session")
-def spark(stack_settings: Settings) -> Iterator[SparkSession]:
-    session = spark_session(stack_settings.model_copy(update={"spark_master": "local[2]"}))
-    yield session
-    session.stop()
 
 
 @pytest.fixture

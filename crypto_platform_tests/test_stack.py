@@ -134,6 +134,7 @@ def test_port_in_use_is_a_clear_error(stack_settings: Settings, tmp_path: Path) 
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.stack  # starts servers of its own, not the test stack
 def test_server_that_cannot_start_reports_its_log(tmp_path: Path) -> None:
     broken = LocalStack(stack_settings_at(tmp_path))
     mongo_data = tmp_path / "mongodb" / "data"
