@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from crypto_platform.settings import Settings
@@ -40,14 +41,19 @@ class Ledger:
 
 def read_topic(settings: Settings) -> Ledger:
     """Read the tick topic from its beginning to its end offsets."""
-    ledger = Ledger()
     records = read_to_end(
         settings, settings.kafka_topic, timeout_s=READ_TIMEOUT_S, client_id="crypto-chaos-ledger"
     )
-    for record in records:
+    return ledger_of(record.value for record in records)
+
+
+def ledger_of(values: Iterable[bytes | None]) -> Ledger:
+    """The ledger of a topic's message values, in the order they were read."""
+    ledger = Ledger()
+    for value in values:
         ledger.messages += 1
         try:
-            tick = Tick.from_json(record.value)
+            tick = Tick.from_json(value)
         except InvalidTick:
             ledger.invalid += 1
             continue
@@ -145,10 +151,7 @@ def check_windows(settings: Settings, ledger: Ledger) -> WindowCheck:
     no window is left out of the check.
     """
     window_s, slide_s = settings.aggregate_window_s, settings.aggregate_slide_s
-    expected: Counter[WindowKey] = Counter()
-    for _, symbol, event_ms in ledger.ingest_ms:
-        for start in window_starts(event_ms, window_s, slide_s):
-            expected[(symbol, start)] += 1
+    expected = expected_windows(ledger, window_s, slide_s)
     stored: dict[WindowKey, int] = {}
     starts = [start for _, start in expected]
     cluster, session = cassandra.connect(settings)
@@ -162,6 +165,20 @@ def check_windows(settings: Settings, ledger: Ledger) -> WindowCheck:
                     stored[(symbol, start)] = row["tick_count"]
     finally:
         cluster.shutdown()
+    return compare_windows(expected, stored)
+
+
+def expected_windows(ledger: Ledger, window_s: int, slide_s: int) -> Counter[WindowKey]:
+    """How many distinct topic ticks each (symbol, window start) holds."""
+    expected: Counter[WindowKey] = Counter()
+    for _, symbol, event_ms in ledger.ingest_ms:
+        for start in window_starts(event_ms, window_s, slide_s):
+            expected[(symbol, start)] += 1
+    return expected
+
+
+def compare_windows(expected: Counter[WindowKey], stored: dict[WindowKey, int]) -> WindowCheck:
+    """Every window either side holds; wrong where the stored count (None: no row) differs."""
     wrong = [
         (window, stored.get(window), expected[window])
         for window in sorted(set(expected) | set(stored))
