@@ -18,6 +18,7 @@ from crypto_platform.reports.statistics import Period
 from crypto_platform.reports.stores import Stores
 from crypto_platform.reports.throughput import committed_offsets, end_offsets, messages_since
 from crypto_platform.storage import cassandra_queries, mongo_queries
+from crypto_platform.storage.mongo import DATA_LOSS_COLLECTION
 
 Severity = Literal["ERROR", "WARN"]
 # Cassandra is checked over the last two hours: the checks run hourly, so every tick
@@ -25,6 +26,8 @@ Severity = Literal["ERROR", "WARN"]
 RECENT_S = 2 * 3600
 # A closed hour is compared once Spark has had time to write it.
 SETTLE_S = 300
+# A range lost to retention fails `retention_loss` for a day after it was found.
+LOSS_WINDOW_S = 86_400
 TOLERANCE = 1e-9
 
 
@@ -224,6 +227,27 @@ def dlq_growth(stores: Stores) -> Outcome:
     )
 
 
+def retention_loss(stores: Stores) -> Outcome:
+    """No Kafka offsets removed by retention before the sink read them, in the last day."""
+    since_ms = int((time.time() - LOSS_WINDOW_S) * 1000)
+    losses = list(
+        stores.prices.database[DATA_LOSS_COLLECTION].find(
+            {"detected_at_ms": {"$gte": since_ms}}, {"_id": 0}
+        )
+    )
+    ranges = [
+        f"{d['topic']}[{d['partition']}] {d['first_offset']}..{d['last_offset']}" for d in losses
+    ]
+    lost = sum(d["count"] for d in losses)
+    return Outcome(
+        not ranges,
+        f"{lost} offsets removed by retention before the sink read them: {'; '.join(ranges[:5])}"
+        if ranges
+        else "no offsets lost to retention in the last day",
+        {"lost_offsets": lost, "ranges": "; ".join(ranges[:20])},
+    )
+
+
 MONGO = ("mongo", "prices")
 PRICES_BY_SYMBOL = ("cassandra", "prices_by_symbol")
 AGGREGATES = ("cassandra", "aggregates_by_symbol")
@@ -241,6 +265,8 @@ CHECKS: tuple[Check, ...] = (
           mongo_cassandra_agree.__doc__ or ""),
     Check("means_ordered", AGGREGATES, "ERROR", True, aggregates_ordered,
           aggregates_ordered.__doc__ or ""),
+    Check("retention_loss", MONGO, "ERROR", False, retention_loss,
+          retention_loss.__doc__ or ""),
     Check("dlq_growth", DLQ, "WARN", False, dlq_growth, dlq_growth.__doc__ or ""),
 )  # fmt: skip
 

@@ -23,6 +23,15 @@ def prices_collection(client: MongoClient, settings: Settings) -> Collection:
     return client[settings.mongo_database][settings.mongo_collection]
 
 
+# Ranges of Kafka offsets removed by retention before a consumer read them (see
+# streaming/retention_loss.py): beside the ticks, so whoever reads the store sees its holes.
+DATA_LOSS_COLLECTION = "data_loss"
+
+
+def data_loss_collection(client: MongoClient, settings: Settings) -> Collection:
+    return client[settings.mongo_database][DATA_LOSS_COLLECTION]
+
+
 # Expires a tick `ttl_days` after its event time (CRYPTO_MONGO_TTL_DAYS).
 TTL_INDEX = "event_time_ttl"
 DAY_S = 86_400

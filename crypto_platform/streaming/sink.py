@@ -38,6 +38,7 @@ from crypto_platform.streaming.dead_letters import DeadLetters
 from crypto_platform.streaming.kafka_options import kafka_client_options
 from crypto_platform.streaming.ordered_writer import OrderedWriter
 from crypto_platform.streaming.progress import Progress
+from crypto_platform.streaming.retention_loss import LostRange, RetentionWatch, record_losses
 from crypto_platform.ticks import InvalidTick, Tick, now_ms
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class SinkStats:
     duplicates: int = 0
     dead_lettered: int = 0
     write_retries: int = 0
+    skipped_offsets: int = 0  # removed by retention before they were read
 
 
 def _acknowledgers(write_concern: str) -> int | str:
@@ -119,6 +121,9 @@ class MongoSink:
             write_concern=WriteConcern(w=_acknowledgers(settings.mongo_write_concern), j=True)
         )
         self._writer: OrderedWriter[Pending] = OrderedWriter(self._store)
+        self._retention = RetentionWatch(self.consumer, "the MongoDB sink")
+        self._losses = mongo.data_loss_collection(self._client, settings)
+        self._unrecorded: list[LostRange] = []
 
     def poll_once(
         self, stop: threading.Event, timeout_ms: int = 500, limit: int | None = None
@@ -135,6 +140,7 @@ class MongoSink:
         records = [record for batch in polled.values() for record in batch]
         if not records:
             return 0
+        self._note_losses(self._retention.check(polled))
         documents: list[Pending] = []
         dead = 0
         for record in records:
@@ -169,6 +175,19 @@ class MongoSink:
         offsets = self._writer.take_written()
         if offsets:
             self._commit(offsets)
+
+    def _note_losses(self, lost: list[LostRange]) -> None:
+        """Warn of each range retention removed, count it, and record it in MongoDB."""
+        for gone in lost:
+            self.stats.skipped_offsets += gone.count
+            log.warning(
+                "%s: those ticks never reached MongoDB. Keep the sink running, or raise "
+                "CRYPTO_KAFKA_RETENTION_MS (then `crypto-platform provision`)",
+                gone.describe(),
+            )
+        self._unrecorded += lost
+        if self._unrecorded and record_losses(self._losses, self._unrecorded):
+            self._unrecorded = []
 
     def _dead_letter(self, letters: DeadLetters, record: ConsumerRecord, reason: str) -> None:
         self.stats.dead_lettered += 1
@@ -348,6 +367,7 @@ def run_sink(
             "duplicates": s.duplicates,
             "dead_lettered": s.dead_lettered,
             "write_retries": s.write_retries,
+            "skipped_offsets": s.skipped_offsets,
             "lag": sink.lag(),
         }
 
