@@ -238,6 +238,11 @@ class Settings(BaseSettings):
     spark_max_offsets_per_trigger: Annotated[int, Field(ge=1)] | None = Field(
         None, description="Rows per micro-batch at most (unset: no limit)."
     )
+    spark_fail_on_data_loss: bool = Field(
+        True,
+        description="Stop the Spark job when offsets it still had to read were removed by "
+        "Kafka's retention (false: skip them, counted and logged).",
+    )
     spark_trigger_interval_s: Annotated[float, Field(ge=0)] = Field(
         5.0, description="Continuous mode: seconds between micro-batches."
     )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from pyspark.sql import SparkSession
 from pyspark.sql.functions import spark_partition_id
 from pyspark.sql.streaming.datasource import ReadAllAvailable
@@ -68,6 +69,48 @@ def test_offsets_removed_by_retention_fail_by_default_or_are_counted(settings: S
     assert lenient.latestOffset({"0": 0}, ReadAllAvailable())["0"] == 10
     assert lenient.lost_offsets == earliest
     lenient.stop()
+
+
+def test_a_range_removed_after_planning_is_refused_or_read_exactly_as_retained(
+    settings: Settings,
+) -> None:
+    topic = f"{settings.kafka_topic}.trimmed"
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    # Small segments: retention removes whole segments, so the older records can go alone.
+    segments = {"retention.ms": "3600000", "segment.bytes": "100", "segment.ms": "1000"}
+    admin.create_topics([NewTopic(topic, 1, 1, topic_configs=segments)])
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    for batch in range(2):  # offsets 0..9, then 10..19 ten seconds later
+        for number in range(10):
+            producer.send(topic, value=b"%d" % (10 * batch + number))
+        producer.flush()
+        if batch == 0:
+            time.sleep(10)
+    producer.close()
+    planned = KafkaPartition(topic, 0, 0, 20)  # planned while all twenty were there
+    # Then retention removes the older ten (the job was stopped), and the newer stay.
+    set_retention(admin, topic, 8000)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    tp = TopicPartition(topic, 0)
+    try:
+        wait_for(lambda: consumer.beginning_offsets([tp])[tp] == 10, 30, "the older ten removed")
+    finally:
+        consumer.close()
+    set_retention(admin, topic, 3_600_000)
+    admin.close()
+    options = {"subscribe": topic, "kafka.bootstrap.servers": settings.kafka_bootstrap_servers}
+
+    with pytest.raises(DataLoss, match=r"10 offsets were removed .*: \[0\] 0..9"):
+        list(KafkaStreamReader(options).read(planned))
+    lenient = KafkaStreamReader({**options, "failOnDataLoss": "false"})
+    read = [o for batch in lenient.read(planned) for o in batch.column("offset").to_pylist()]
+
+    assert read == list(range(10, 20))  # exactly what is retained, not a jump to the end
+
+
+def set_retention(admin: KafkaAdminClient, topic: str, retention_ms: int) -> None:
+    config = {"retention.ms": str(retention_ms)}
+    admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs=config)])
 
 
 def test_numeric_credentials_stay_text_and_numeric_settings_become_numbers() -> None:

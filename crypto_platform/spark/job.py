@@ -93,6 +93,7 @@ def read_ticks(spark: SparkSession, settings: Settings) -> DataFrame:
         .option("subscribe", settings.kafka_topic)
         .options(**spark_kafka_options(settings))
         .option("startingOffsets", settings.spark_starting_offsets)
+        .option("failOnDataLoss", str(settings.spark_fail_on_data_loss).lower())
         # As many read tasks as cores, even when the topic has fewer partitions with data.
         .option("minPartitions", str(spark.sparkContext.defaultParallelism))
     )

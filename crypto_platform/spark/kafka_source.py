@@ -204,8 +204,14 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             raise ValueError("option subscribe (the topic) is required")
         self.topic = lowered["subscribe"]
         self.config = consumer_config(options)
-        # Executors' consumers: large fetches, unless the options say otherwise.
-        self.read_config = {"max_partition_fetch_bytes": 8 * 1024 * 1024, **self.config}
+        # Executors' consumers: large fetches, unless the options say otherwise. A range's
+        # start removed by retention since it was planned resets to the earliest retained
+        # offset (never the end: that would pass over the retained rest of the range).
+        self.read_config = {
+            "max_partition_fetch_bytes": 8 * 1024 * 1024,
+            **self.config,
+            "auto_offset_reset": "earliest",
+        }
         self.starting = lowered.get("startingoffsets", "earliest")
         if self.starting not in ("earliest", "latest"):
             raise ValueError("startingOffsets must be earliest or latest")
@@ -271,18 +277,25 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
 
     def _check_data_loss(self, wanted: Offsets, earliest: Offsets) -> None:
         """Offsets removed by retention before they were read: counted, and fatal by default."""
-        gaps = {p: earliest[p] - wanted[p] for p in wanted if earliest.get(p, 0) > wanted[p]}
-        if not gaps:
-            return
-        lost = sum(gaps.values())
-        where = ", ".join(f"[{p}] {wanted[p]}..{earliest[p] - 1}" for p in sorted(gaps, key=int))
+        gaps = {p: (wanted[p], earliest[p]) for p in wanted if earliest.get(p, 0) > wanted[p]}
+        if gaps:
+            self.lost_offsets += self._data_loss(gaps)
+
+    def _data_loss(self, gaps: dict[str, tuple[int, int]]) -> int:
+        """Raise `DataLoss` for these [first, retained start) ranges, or log and count them."""
+        lost = sum(end - start for start, end in gaps.values())
+        where = ", ".join(f"[{p}] {a}..{b - 1}" for p, (a, b) in sorted(gaps.items()))
         message = (
-            f"{self.topic}: {lost} offsets were removed (retention) before they were read: {where}"
+            f"{self.topic}: {lost} offsets were removed (retention) before they were read: "
+            f"{where}. Their ticks are in MongoDB if the sink read them in time"
         )
         if self.fail_on_data_loss:
-            raise DataLoss(f"{message}; set the option failOnDataLoss=false to skip them")
-        self.lost_offsets += lost
-        log.warning("%s; skipped (failOnDataLoss=false), %d in all", message, self.lost_offsets)
+            raise DataLoss(
+                f"{message}; set CRYPTO_SPARK_FAIL_ON_DATA_LOSS=false (the option "
+                "failOnDataLoss=false) to skip them"
+            )
+        log.warning("%s; skipped (failOnDataLoss=false)", message)
+        return lost
 
     def partitions(self, start: Offsets, end: Offsets) -> list[KafkaPartition]:
         ranges = [
@@ -304,6 +317,11 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             empty_polls = 0
             while position < partition.end:
                 records = consumer.poll(timeout_ms=1000, max_records=ARROW_BATCH_ROWS).get(tp, [])
+                if records and records[0].offset > position:  # a jump: removed since planned?
+                    begins = consumer.beginning_offsets([tp])[tp]
+                    if begins > position:
+                        gap = (position, min(begins, partition.end))
+                        self._data_loss({str(tp.partition): gap})
                 empty_polls = 0 if records else empty_polls + 1
                 if empty_polls >= 30:
                     raise RuntimeError(
