@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -575,6 +576,40 @@ def check(ctx: click.Context) -> None:
     click.echo(output)
     if failed:
         sys.exit(1)
+
+
+SPAN_FORMATS = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H", "%Y-%m-%d"]
+
+
+def span_options(command: Callable) -> Callable:
+    """--since and --until (UTC, ISO) and --symbols: the span a completeness command covers."""
+    since = click.option("--since", required=True, type=click.DateTime(SPAN_FORMATS),
+                         help="Start (UTC), e.g. 2026-12-06T10:00.")  # fmt: skip
+    until = click.option("--until", required=True, type=click.DateTime(SPAN_FORMATS),
+                         help="End (UTC, excluded).")  # fmt: skip
+    symbols = click.option("--symbols", help="Comma-separated coins (default: those in the span).")
+    return since(until(symbols(command)))
+
+
+def _span_ms(since: Any, until: Any) -> tuple[int, int]:
+    import datetime as dt
+
+    first, last = (int(t.replace(tzinfo=dt.UTC).timestamp() * 1000) for t in (since, until))
+    if last <= first:
+        raise click.BadParameter("--until must be after --since", param_hint="--until")
+    return first, last
+
+
+@cli.command("repair")
+@span_options
+@click.pass_context
+def repair_command(ctx: click.Context, since: Any, until: Any, symbols: str | None) -> None:
+    """Recompute the span's Cassandra rows and every window overlapping it from MongoDB."""
+    from crypto_platform.completeness.repair import repair
+
+    first, last = _span_ms(since, until)
+    stats = repair(_settings(ctx), first, last, symbols=_symbols(symbols))
+    click.echo(json.dumps(stats.summary(), indent=2))
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Every hour complete: gaps found, backfilled from the sources, recomputed from MongoDB."""

@@ -1,0 +1,193 @@
+"""Recompute a span's Cassandra rows from MongoDB, the raw store of record.
+
+Late ticks (behind Spark's watermark), backfilled spans and replayed dead letters reach
+MongoDB but not the streaming job's windows. A repair reads the span's ticks from MongoDB
+(bounded by the `symbol, event_time_ms` index), recomputes every window that overlaps the
+span with the streaming job's own window math (`batch_partials`, `window_rows`), and writes
+the ticks, the windows and, where newer, `latest_*` through the streaming job's own writer.
+Running it twice writes the same rows: upserts by primary key.
+
+The span is walked an hour of window starts at a time, so memory holds one hour of one
+coin's ticks (plus a window's length), whatever the span.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from bson.int64 import Int64
+from pymongo.collection import Collection
+
+from crypto_platform.settings import Settings
+from crypto_platform.spark.cassandra_writer import (
+    TICK_VALUES,
+    WINDOW_VALUES,
+    CassandraTarget,
+    Columns,
+    close_sessions,
+    day_of,
+    write_rows,
+)
+from crypto_platform.spark.windowed_means import batch_partials, window_rows
+from crypto_platform.storage import mongo
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RepairStats", "repair", "symbols_in"]
+
+HOUR_MS = 3_600_000
+# Tick fields read from MongoDB: what the Cassandra tables hold (TICK_VALUES less `day`).
+TICK_FIELDS = [name for name in TICK_VALUES if name != "day"]
+
+
+@dataclass
+class RepairStats:
+    """What a repair read and wrote, and the hours whose rows it rewrote."""
+
+    since_ms: int
+    until_ms: int
+    symbols: list[str] = field(default_factory=list)
+    ticks_read: int = 0
+    ticks_written: int = 0
+    windows_written: int = 0
+    hours: set[int] = field(default_factory=set)  # hour starts (ms) of the rows rewritten
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        rate = self.ticks_read / self.seconds if self.seconds else 0.0
+        return {
+            "since_ms": self.since_ms,
+            "until_ms": self.until_ms,
+            "symbols": self.symbols,
+            "ticks_read": self.ticks_read,
+            "ticks_written": self.ticks_written,
+            "windows_written": self.windows_written,
+            "hours": sorted(self.hours),
+            "seconds": round(self.seconds, 3),
+            "ticks_per_s": round(rate, 1),
+        }
+
+
+def symbols_in(prices: Collection, since_ms: int, until_ms: int) -> list[str]:
+    """The coins with ticks in [since, until): an index scan of the span, not of the store."""
+    span = {"event_time_ms": {"$gte": since_ms, "$lt": until_ms}}
+    return sorted(prices.distinct("symbol", span))
+
+
+def repair(
+    settings: Settings,
+    since_ms: int,
+    until_ms: int,
+    *,
+    symbols: list[str] | None = None,
+    progress: Callable[[str], None] = log.info,
+) -> RepairStats:
+    """Rewrite the span's ticks and every window overlapping it, from MongoDB."""
+    if until_ms <= since_ms:
+        raise ValueError("the span is empty: --until must be after --since")
+    stats = RepairStats(since_ms, until_ms)
+    started = time.monotonic()
+    window_ms = settings.aggregate_window_s * 1000
+    target = CassandraTarget.from_settings(settings)
+    client = mongo.connect(settings)
+    try:
+        prices = mongo.prices_collection(client, settings)
+        stats.symbols = symbols or symbols_in(prices, since_ms - window_ms, until_ms)
+        for symbol in stats.symbols:
+            for first, last in _hours_of_starts(since_ms - window_ms, until_ms):
+                ticks = _ticks(prices, symbol, first, last + window_ms)
+                stats.ticks_read += len(ticks)
+                written = _rewrite(settings, target, symbol, ticks, (first, last), stats)
+                if written:
+                    progress(
+                        f"repair {symbol} {_iso(first)}: {written[0]} ticks, "
+                        f"{written[1]} windows ({stats.ticks_read / _elapsed(started):.0f} ticks/s)"
+                    )
+    finally:
+        client.close()
+        close_sessions()
+    stats.seconds = _elapsed(started)
+    return stats
+
+
+def _hours_of_starts(first_ms: int, until_ms: int) -> Iterator[tuple[int, int]]:
+    """[a, b) ranges of window starts, an hour each (the last shorter), covering the span."""
+    start = first_ms
+    while start < until_ms:
+        end = min(until_ms, start - start % HOUR_MS + HOUR_MS)
+        yield start, end
+        start = end
+
+
+def _ticks(prices: Collection, symbol: str, since_ms: int, until_ms: int) -> list[dict[str, Any]]:
+    """A coin's ticks in [since, until), oldest first, as MongoDB holds them."""
+    cursor = prices.find(
+        {"symbol": symbol, "event_time_ms": {"$gte": since_ms, "$lt": until_ms}},
+        {"_id": 0, **dict.fromkeys(TICK_FIELDS, 1)},
+    ).sort("event_time_ms", 1)
+    # BSON's 64-bit integers may come back as `bson.Int64`, which the Cassandra driver's
+    # timestamp type does not take: plain ints.
+    return [{k: int(v) if type(v) is Int64 else v for k, v in doc.items()} for doc in cursor]
+
+
+def _rewrite(
+    settings: Settings,
+    target: CassandraTarget,
+    symbol: str,
+    ticks: list[dict[str, Any]],
+    starts: tuple[int, int],
+    stats: RepairStats,
+) -> tuple[int, int] | None:
+    """Write the windows starting in [a, b) and the span's ticks among those in [a, b)."""
+    if not ticks:
+        return None
+    first, last = starts
+    window_ms, slide_ms = settings.aggregate_window_s * 1000, settings.aggregate_slide_s * 1000
+    prices = pd.DataFrame({name: [t[name] for t in ticks] for name in ("event_time_ms", "price")})
+    partials = batch_partials(prices, window_ms, slide_ms)
+    partials = partials[(partials.index >= first) & (partials.index < last)]
+    changed = dict(zip(partials.index, partials.itertuples(index=False), strict=True))
+    windows = window_rows(symbol, changed, window_ms)
+    lo, hi = max(first, stats.since_ms), min(last, stats.until_ms)
+    own = [t for t in ticks if lo <= t["event_time_ms"] < hi]
+    write_rows(target, _tick_columns(own), _window_columns(windows))
+    stats.ticks_written += len(own)
+    stats.windows_written += len(windows)
+    stats.hours |= {t["event_time_ms"] - t["event_time_ms"] % HOUR_MS for t in own}
+    stats.hours |= {int(ms) - int(ms) % HOUR_MS for ms in windows["window_start_ms"]}
+    return len(own), len(windows)
+
+
+def _tick_columns(ticks: list[dict[str, Any]]) -> Columns:
+    columns = {name: [t.get(name) for t in ticks] for name in TICK_FIELDS}
+    columns["day"] = [day_of(t["event_time_ms"]) for t in ticks]
+    return {name: columns[name] for name in TICK_VALUES}
+
+
+def _window_columns(windows: pd.DataFrame) -> Columns:
+    columns = {name: _values(windows[name]) for name in WINDOW_VALUES if name != "day"}
+    columns["day"] = [day_of(int(ms)) for ms in columns["window_start_ms"]]
+    return {name: columns[name] for name in WINDOW_VALUES}
+
+
+def _values(column: pd.Series) -> list[Any]:
+    """Python values as the driver takes them: NaN and pandas' NA become None."""
+    return [None if pd.isna(value) else _plain(value) for value in column.tolist()]
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _elapsed(started: float) -> float:
+    return max(time.monotonic() - started, 1e-9)
+
+
+def _iso(ms: int) -> str:
+    return pd.Timestamp(ms, unit="ms", tz="UTC").strftime("%Y-%m-%dT%H:%MZ")
