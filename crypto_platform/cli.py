@@ -587,7 +587,7 @@ def span_options(command: Callable) -> Callable:
                          help="Start (UTC), e.g. 2026-12-06T10:00.")  # fmt: skip
     until = click.option("--until", required=True, type=click.DateTime(SPAN_FORMATS),
                          help="End (UTC, excluded).")  # fmt: skip
-    symbols = click.option("--symbols", help="Comma-separated coins (default: those in the span).")
+    symbols = click.option("--symbols", help="Comma-separated coins (default: every coin).")
     return since(until(symbols(command)))
 
 
@@ -610,6 +610,18 @@ def repair_command(ctx: click.Context, since: Any, until: Any, symbols: str | No
     first, last = _span_ms(since, until)
     stats = repair(_settings(ctx), first, last, symbols=_symbols(symbols))
     click.echo(json.dumps(stats.summary(), indent=2))
+
+
+@cli.command("gaps")
+@span_options
+@click.pass_context
+def gaps_command(ctx: click.Context, since: Any, until: Any, symbols: str | None) -> None:
+    """The span's gaps per source and coin, as JSON (open, repaired or unrepairable)."""
+    from crypto_platform.completeness.ledger import find_gaps, gap_row
+
+    first, last = _span_ms(since, until)
+    gaps = find_gaps(_settings(ctx), first, last, _symbols(symbols))
+    click.echo(json.dumps([gap_row(gap) for gap in gaps], indent=2))
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import logging
 import os
 import re
@@ -210,6 +211,12 @@ class Settings(BaseSettings):
         ["BTC", "ETH", "SOL"], description="Base assets to follow, comma-separated."
     )
 
+    gap_cadence_s: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        {"binance": 2.0, "binance-ws": 2.0, "coinranking": 2.0, "simulated": 2.0},
+        description="Seconds between a source's ticks of one coin (JSON, by source; a source "
+        "not named is not checked for gaps). Ticks further apart than 3 times this are a gap.",
+    )
+
     stack_start_timeout_s: Annotated[float, Field(gt=0)] = Field(
         120.0, description="Local stack only: how long `stack up` waits for each server, in s."
     )
@@ -310,6 +317,8 @@ class Settings(BaseSettings):
                 value = value.get_secret_value()
             elif isinstance(value, list):
                 value = ",".join(value)
+            elif isinstance(value, dict):
+                value = json.dumps(value)  # how pydantic-settings reads a mapping back
             env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
         return env
 

@@ -7,9 +7,11 @@ from pymongo.collection import Collection
 
 from crypto_platform.settings import Settings
 
-# (name, keys): the sink upserts by _id; readers ask "a symbol's ticks over time".
+# (name, keys): the sink upserts by _id; readers ask "a symbol's ticks over time" and
+# "every coin's ticks in a span" (gaps, repairs: a span's slice, never the whole store).
 PRICE_INDEXES: tuple[tuple[str, list[tuple[str, int]]], ...] = (
     ("symbol_event_time", [("symbol", ASCENDING), ("event_time_ms", DESCENDING)]),
+    ("event_time", [("event_time_ms", ASCENDING)]),
     ("ingest_time", [("ingest_time_ms", DESCENDING)]),
 )
 
@@ -30,6 +32,14 @@ DATA_LOSS_COLLECTION = "data_loss"
 
 def data_loss_collection(client: MongoClient, settings: Settings) -> Collection:
     return client[settings.mongo_database][DATA_LOSS_COLLECTION]
+
+
+# The gaps found in the ticks and what became of them (see completeness/gaps.py).
+GAPS_COLLECTION = "gaps"
+
+
+def gaps_collection(client: MongoClient, settings: Settings) -> Collection:
+    return client[settings.mongo_database][GAPS_COLLECTION]
 
 
 # Expires a tick `ttl_days` after its event time (CRYPTO_MONGO_TTL_DAYS).
