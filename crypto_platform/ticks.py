@@ -107,6 +107,9 @@ class Tick(BaseModel):
     number_of_markets: Annotated[int, Field(ge=0, le=INT64_MAX)] | None = None
     total_supply: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
     uuid: Text | None = None
+    # Set on a tick fetched afterwards from the source's history to fill a gap (a kline's
+    # close, a history point, a regenerated simulated price); absent on live ticks.
+    backfilled: bool | None = None
 
     @field_validator("price", mode="before")
     @classmethod
