@@ -284,6 +284,16 @@ class Settings(BaseSettings):
         description="Origins allowed to call the API from a browser, comma-separated (unset: "
         "no CORS headers).",
     )
+    api_max_subscribers: Annotated[int, Field(ge=1)] = Field(
+        100,
+        description="Live streams (`/stream`) the API serves at once; one more is refused with "
+        "503 and Retry-After.",
+    )
+    api_backend_cache_s: Annotated[float, Field(ge=0)] = Field(
+        2.0,
+        description="How long `/health`, `/pipeline`, `/metrics` and the live pipeline event reuse "
+        "one reading of the backends, in s (0: a reading per request).",
+    )
 
     _split_hosts = field_validator("cassandra_hosts", mode="before")(_split_list)
     _split_origins = field_validator("api_cors_origins", mode="before")(_split_list)

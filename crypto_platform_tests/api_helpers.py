@@ -1,12 +1,15 @@
-"""Known rows in Cassandra, and a real uvicorn server of the API on a free port."""
+"""Known rows in Cassandra, a real uvicorn server of the API on a free port, its SSE read."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -93,3 +96,42 @@ def running_api(settings: Settings) -> Iterator[str]:
 
 def get(base: str, path: str, **params: object) -> httpx.Response:
     return httpx.get(base + path, params=params, timeout=10)  # type: ignore[arg-type]
+
+
+@dataclass
+class Event:
+    """One Server-Sent Event as a client sees it (a comment, such as `subscribed`, too)."""
+
+    event: str | None = None
+    id: str | None = None
+    data: Any = None
+    comment: str | None = None
+
+
+def sse_events(response: httpx.Response) -> Iterator[Event]:
+    """The events of a `text/event-stream` answer, as they arrive (data parsed as JSON)."""
+    current = Event()
+    for line in response.iter_lines():
+        if not line:
+            if current != Event():
+                yield current
+            current = Event()
+        elif line.startswith(":"):
+            current.comment = line[1:].strip()
+        else:
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "data":
+                current.data = json.loads(value)
+            elif name in ("event", "id"):
+                setattr(current, name, value)
+
+
+def events_until(events: Iterator[Event], last: Callable[[Event], bool]) -> list[Event]:
+    """The events up to and including the first one `last` accepts."""
+    taken = []
+    for event in events:
+        taken.append(event)
+        if last(event):
+            return taken
+    raise AssertionError(f"the stream ended before the awaited event; got {taken}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from crypto_platform_tests.api_helpers import (
     NOW,
     get,
     running_api,
+    sse_events,
     tick_row,
     write_ticks,
     write_window,
@@ -236,15 +236,12 @@ def test_the_push_stream_delivers_a_price_written_after_the_client_connected(
 
     def listen() -> None:
         with httpx.stream("GET", api + "/stream", timeout=30) as response:
-            event = None
-            for line in response.iter_lines():
-                if line.startswith(": subscribed"):
+            for event in sse_events(response):
+                if event.comment == "subscribed":
                     subscribed.set()
-                elif line.startswith("event: "):
-                    event = line.removeprefix("event: ")
-                elif line.startswith("data: ") and event == "price":
-                    received.append(json.loads(line.removeprefix("data: ")))
-                    if received[-1]["price"] == 64_321.0:
+                elif event.event == "price":
+                    received.append(event.data)
+                    if event.data["price"] == 64_321.0:
                         return
 
     listener = threading.Thread(target=listen, daemon=True)

@@ -1,4 +1,4 @@
-"""The FastAPI app: one Cassandra session per app (lifespan), errors as JSON, the dashboard."""
+"""The FastAPI app: its clients opened once per app (lifespan), errors as JSON, the dashboard."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from crypto_platform.api.backends import Backends
-from crypto_platform.api.errors import BackendUnavailable
+from crypto_platform.api.errors import RETRY_AFTER_S, BackendUnavailable, TooManyStreams
 from crypto_platform.api.metrics import RequestMetrics
+from crypto_platform.api.observation import Observer
 from crypto_platform.api.pipeline import PipelineMeter
 from crypto_platform.api.push import Broadcaster
 from crypto_platform.api.reader import CassandraReader
@@ -52,8 +53,16 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.reader = CassandraReader(settings)
     app.state.backends = Backends(settings)
+    app.state.observer = Observer(
+        app.state.reader, app.state.backends, ttl_s=settings.api_backend_cache_s
+    )
     app.state.meter = PipelineMeter(settings)
-    app.state.broadcaster = Broadcaster(app.state.reader, app.state.backends, app.state.meter)
+    app.state.broadcaster = Broadcaster(
+        app.state.reader,
+        app.state.observer,
+        app.state.meter,
+        max_subscribers=settings.api_max_subscribers,
+    )
     app.state.requests = RequestMetrics()
 
     app.include_router(router)
@@ -100,7 +109,15 @@ def _error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             {"detail": str(error), "backend": error.backend},
             status_code=503,
-            headers={"Retry-After": "5"},
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    @app.exception_handler(TooManyStreams)
+    async def saturated(_request: Request, error: TooManyStreams) -> JSONResponse:
+        return JSONResponse(
+            {"detail": str(error)},
+            status_code=503,
+            headers={"Retry-After": str(error.retry_after)},
         )
 
     @app.exception_handler(Exception)

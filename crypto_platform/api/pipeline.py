@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import datetime as dt
 
 from crypto_platform.api.errors import BACKENDS
 from crypto_platform.api.models import BackendState, Pipeline, utc
@@ -11,23 +11,25 @@ from crypto_platform.settings import Settings
 
 
 class PipelineMeter:
-    """Ticks/s is the growth of the tick topic since this app's previous reading."""
+    """Ticks/s is the growth of the tick topic between this app's two latest readings.
+
+    Readings are shared for a while (observation.py): the same one seen twice keeps its rate.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._previous: tuple[float, int] | None = None
+        self._previous: tuple[dt.datetime, int] | None = None
+        self._rate: float | None = None
 
     def state(self, seen: Observation) -> Pipeline:
         s = self.settings
-        ticks = rate = lag = dlq = None
+        ticks = lag = dlq = None
         if seen.kafka is not None:
             ticks = seen.kafka.messages.get(s.kafka_topic, 0)
             lag = seen.kafka.lag
             dlq = seen.kafka.messages.get(s.kafka_dlq_topic, 0)
-            now = time.monotonic()
-            if self._previous is not None and now > self._previous[0]:
-                rate = round(max(0, ticks - self._previous[1]) / (now - self._previous[0]), 2)
-            self._previous = (now, ticks)
+            self._note(seen.taken_at, ticks)
+        rate = self._rate if ticks is not None else None
         newest = max((utc(row.event_time) for row in seen.latest_prices), default=None)
         return Pipeline(
             ticks_total=ticks,
@@ -41,3 +43,12 @@ class PipelineMeter:
                 for name in BACKENDS
             },
         )
+
+    def _note(self, taken_at: dt.datetime, ticks: int) -> None:
+        if self._previous is not None and taken_at <= self._previous[0]:
+            return  # this reading was counted already (or is older)
+        if self._previous is not None:
+            then, before = self._previous
+            elapsed = (taken_at - then).total_seconds()
+            self._rate = round(max(0, ticks - before) / elapsed, 2)
+        self._previous = (taken_at, ticks)

@@ -3,7 +3,9 @@
 Cassandra has no change feed the API can follow, so the poller reads the two `latest_*`
 tables (one small query each) every `POLL_S`; for each coin whose newest tick moved, it
 reads that coin's new ticks from `prices_by_symbol`, so each new price is sent, not only
-the last. Nothing is read while nobody listens.
+the last. It polls while someone listens and `RESUME_WINDOW_S` after the last one left,
+so a client that reconnects within that time resumes from its `Last-Event-ID` without a
+hole (event_log.py); after that nothing is read.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from typing import Any
 
 from fastapi.sse import ServerSentEvent
 
-from crypto_platform.api.backends import Backends
-from crypto_platform.api.errors import BackendUnavailable
+from crypto_platform.api.errors import BackendUnavailable, TooManyStreams
+from crypto_platform.api.event_log import EventLog
 from crypto_platform.api.models import Aggregate, LatestPrice, PricePoint
-from crypto_platform.api.observation import observe
+from crypto_platform.api.observation import Observer
 from crypto_platform.api.pipeline import PipelineMeter
 from crypto_platform.api.reader import CassandraReader
 
@@ -29,33 +31,60 @@ log = logging.getLogger(__name__)
 POLL_S = 0.2
 PIPELINE_EVERY_S = 5.0
 MAX_NEW_TICKS = 500  # per coin and poll: a burst beyond this shows as its newest ticks
-QUEUE_SIZE = 2000
+QUEUE_SIZE = 2000  # per subscriber, and the events kept for a reconnect
+RESUME_WINDOW_S = 30.0
 ONE_MS = dt.timedelta(milliseconds=1)
+
+Queue = asyncio.Queue[ServerSentEvent | None]
 
 
 class Broadcaster:
-    """Polls while someone listens; each subscriber has its own bounded queue."""
+    """Polls while someone listens; each of at most `max_subscribers` has its own queue."""
 
-    def __init__(self, reader: CassandraReader, backends: Backends, meter: PipelineMeter) -> None:
+    def __init__(
+        self,
+        reader: CassandraReader,
+        observer: Observer,
+        meter: PipelineMeter,
+        *,
+        max_subscribers: int,
+    ) -> None:
         self.reader = reader
-        self.backends = backends
+        self.observer = observer
         self.meter = meter
-        self._queues: set[asyncio.Queue[ServerSentEvent | None]] = set()
+        self.max_subscribers = max_subscribers
+        self._log = EventLog(QUEUE_SIZE)
+        self._queues: set[Queue] = set()
         self._task: asyncio.Task[None] | None = None
+        self._idle_until = 0.0
         self._closed = False
 
     @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[asyncio.Queue[ServerSentEvent | None]]:
-        queue: asyncio.Queue[ServerSentEvent | None] = asyncio.Queue(QUEUE_SIZE)
+    async def subscribe(self, last_event_id: str | None = None) -> AsyncIterator[Queue]:
+        """A queue of the events from now on, after those since `last_event_id` if given.
+
+        Raises `TooManyStreams` when `max_subscribers` queues are open.
+        """
+        if len(self._queues) >= self.max_subscribers:
+            raise TooManyStreams(self.max_subscribers)
+        queue: Queue = asyncio.Queue(QUEUE_SIZE)
+        polling = self._task is not None and not self._task.done()
+        if not polling:
+            self._log.break_off()
         if self._closed:
             queue.put_nowait(None)
+        elif last_event_id is not None:
+            for event in self._log.since(last_event_id):
+                queue.put_nowait(event)
         self._queues.add(queue)
-        if self._task is None or self._task.done():
+        if not polling:
             self._task = asyncio.create_task(self._run())
         try:
             yield queue
         finally:
             self._queues.discard(queue)
+            if not self._queues:
+                self._idle_until = asyncio.get_running_loop().time() + RESUME_WINDOW_S
 
     def close(self) -> None:
         """End every stream (the server is stopping): each subscriber gets the end marker."""
@@ -71,8 +100,9 @@ class Broadcaster:
                 await self._task
 
     def _publish(self, event: ServerSentEvent) -> None:
+        stamped = self._log.stamp(event)
         for queue in list(self._queues):
-            _offer(queue, event)
+            _offer(queue, stamped)
 
     async def _run(self) -> None:
         prices: dict[str, Any] = {}
@@ -80,14 +110,14 @@ class Broadcaster:
         first = True
         loop = asyncio.get_running_loop()
         next_pipeline = loop.time()
-        while self._queues and not self._closed:
+        while not self._closed and (self._queues or loop.time() < self._idle_until):
             try:
                 await self._poll_prices(prices, announce=not first)
                 await self._poll_aggregates(aggregates, announce=not first)
                 first = False
                 if loop.time() >= next_pipeline:
                     next_pipeline = loop.time() + PIPELINE_EVERY_S
-                    state = self.meter.state(await observe(self.reader, self.backends))
+                    state = self.meter.state(await self.observer.observe())
                     self._publish(
                         ServerSentEvent(event="pipeline", data=state.model_dump(mode="json"))
                     )
@@ -132,7 +162,7 @@ def _event(name: str, model: Any) -> ServerSentEvent:
     return ServerSentEvent(event=name, data=model.model_dump(mode="json"))
 
 
-def _offer(queue: asyncio.Queue[ServerSentEvent | None], event: ServerSentEvent | None) -> None:
+def _offer(queue: Queue, event: ServerSentEvent | None) -> None:
     """Never block the poller on a slow client: drop its oldest event instead."""
     if queue.full():
         with contextlib.suppress(asyncio.QueueEmpty):

@@ -17,6 +17,7 @@ from cassandra.cluster import Cluster, NoHostAvailable, ResponseFuture, Session
 from cassandra.query import PreparedStatement
 
 from crypto_platform.api.errors import BackendUnavailable
+from crypto_platform.api.reasons import reason
 from crypto_platform.settings import Settings
 from crypto_platform.storage import cassandra
 
@@ -31,6 +32,7 @@ AGGREGATE = (
     "harmonic_mean, tick_count, updated_at"
 )
 QUERIES = {
+    "ready": "SELECT symbol FROM {ks}.latest_prices LIMIT 1",
     "latest_prices": f"SELECT {LATEST} FROM {{ks}}.latest_prices",
     "latest_price": f"SELECT {LATEST} FROM {{ks}}.latest_prices WHERE symbol = ?",
     "latest_aggregates": f"SELECT {AGGREGATE} FROM {{ks}}.latest_aggregates",
@@ -62,7 +64,8 @@ class CassandraReader:
         try:
             await self._ready()
         except BackendUnavailable as error:
-            log.warning("%s; the API answers 503 until it is back", error)
+            cause = error.__cause__ or "no driver error"
+            log.warning("%s (%s); the API answers 503 until it is back", error, cause)
 
     def close(self) -> None:
         if self._cluster is not None:
@@ -80,8 +83,8 @@ class CassandraReader:
                 try:
                     await asyncio.to_thread(self._connect)
                 except FAILURES as error:
-                    self._last_error = _describe(error)
-                    raise BackendUnavailable("cassandra", self._last_error) from None
+                    self._last_error = reason(error, timeout_s=TIMEOUT_S)
+                    raise BackendUnavailable("cassandra", self._last_error) from error
         assert self._session is not None
         return self._session
 
@@ -105,7 +108,11 @@ class CassandraReader:
                 session.execute_async(self._prepared[query], params, timeout=TIMEOUT_S)
             )
         except FAILURES as error:
-            raise BackendUnavailable("cassandra", _describe(error)) from None
+            raise BackendUnavailable("cassandra", reason(error, timeout_s=TIMEOUT_S)) from error
+
+    async def ready(self) -> None:
+        """Raises `BackendUnavailable` unless Cassandra answers a read of the API's tables."""
+        await self.rows("ready")
 
     async def latest_prices(self) -> list[Any]:
         return sorted(await self.rows("latest_prices"), key=lambda row: row.symbol)
@@ -182,8 +189,3 @@ def _all_pages(future: ResponseFuture) -> asyncio.Future[list[Any]]:
 
     future.add_callbacks(on_page, on_error)
     return result
-
-
-def _describe(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
-    return text if len(text) <= 160 else text[:157] + "..."

@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import AfterValidator
 
-from crypto_platform.api.errors import BACKENDS
+from crypto_platform.api.errors import BACKENDS, BackendUnavailable
 from crypto_platform.api.metrics import exposition
 from crypto_platform.api.models import (
     Aggregate,
@@ -26,7 +26,7 @@ from crypto_platform.api.models import (
     Pipeline,
     PricePoint,
 )
-from crypto_platform.api.observation import observe
+from crypto_platform.api.push import Queue
 from crypto_platform.ticks import SYMBOL_PATTERN
 
 MAX_LIMIT = 5000
@@ -162,42 +162,82 @@ async def aggregates(
     return [Aggregate.from_row(row) for row in rows]
 
 
-@router.get("/stream", response_class=EventSourceResponse, tags=["live"])
-async def stream(request: Request) -> AsyncIterable[ServerSentEvent]:
-    """Server-Sent Events as data lands in Cassandra.
-
-    Events: `price` (every new tick), `latestPrice` (a coin's newest tick), `aggregate` (a
-    coin's newest window changed) and `pipeline` (every 5 s).
-    """
-    async with _state(request).broadcaster.subscribe() as queue:
-        yield ServerSentEvent(comment="subscribed")
-        while (event := await queue.get()) is not None:
-            yield event
+async def _subscription(
+    request: Request,
+    last_event_id: Annotated[
+        str | None,
+        Header(description="The id of the last event received: resume after it."),
+    ] = None,
+) -> AsyncIterator[Queue]:
+    """A slot of the live push for the whole stream (the dependency ends when it does)."""
+    async with _state(request).broadcaster.subscribe(last_event_id) as queue:
+        yield queue
 
 
 @router.get(
-    "/health",
-    responses={503: {"model": Health, "description": "A backend is down."}},
-    tags=["operations"],
+    "/stream",
+    response_class=EventSourceResponse,
+    responses={503: {"model": ErrorBody, "description": "Every stream slot is taken."}},
+    tags=["live"],
 )
-async def health(request: Request) -> JSONResponse:
-    """Each backend's state; 503 when one is down."""
-    state = _state(request)
-    seen = await observe(state.reader, state.backends)
+async def stream(queue: Annotated[Queue, Depends(_subscription)]) -> AsyncIterable[ServerSentEvent]:
+    """Server-Sent Events as data lands in Cassandra, each with an `id`.
+
+    Events: `price` (every new tick), `latestPrice` (a coin's newest tick), `aggregate` (a
+    coin's newest window changed), `pipeline` (every 5 s) and, on a reconnect whose
+    `Last-Event-ID` cannot be resumed, `reset` (reload, then follow the stream).
+    """
+    yield ServerSentEvent(comment="subscribed")
+    while (event := await queue.get()) is not None:
+        yield event
+
+
+def _health(backends: dict[str, str | None]) -> JSONResponse:
+    """`Health` of these backends (None when up, else a short reason); 503 if one is down."""
+    down = any(error is not None for error in backends.values())
     body = Health(
-        status="ok" if not seen.errors else "unavailable",
+        status="unavailable" if down else "ok",
         backends={
-            name: BackendState(up=seen.up(name), error=seen.errors.get(name)) for name in BACKENDS
+            name: BackendState(up=error is None, error=error) for name, error in backends.items()
         },
     )
-    return JSONResponse(body.model_dump(mode="json"), status_code=503 if seen.errors else 200)
+    return JSONResponse(body.model_dump(mode="json"), status_code=503 if down else 200)
+
+
+HEALTH: Responses = {503: {"model": Health, "description": "A backend is down."}}
+
+
+@router.get("/health", responses=HEALTH, tags=["operations"])
+async def health(request: Request) -> JSONResponse:
+    """Each backend's state (Cassandra, MongoDB, Kafka); 503 when one is down."""
+    seen = await _state(request).observer.observe()
+    return _health({name: seen.errors.get(name) for name in BACKENDS})
+
+
+@router.get("/health/live", tags=["operations"])
+async def live() -> Health:
+    """200 whenever the process serves: for a restart policy (no backend is asked)."""
+    return Health(status="ok", backends={})
+
+
+@router.get("/health/ready", responses=HEALTH, tags=["operations"])
+async def ready(request: Request) -> JSONResponse:
+    """Whether the API can serve its data: Cassandra, the one backend its data routes read.
+
+    503 when it does not answer; Kafka or MongoDB down do not matter here (see `/health`).
+    """
+    try:
+        await _state(request).reader.ready()
+    except BackendUnavailable as error:
+        return _health({"cassandra": error.detail})
+    return _health({"cassandra": None})
 
 
 @router.get("/pipeline", tags=["operations"])
 async def pipeline(request: Request) -> Pipeline:
     """Ticks in Kafka, ticks/s, the sink's lag, dead letters, documents, freshness."""
     state = _state(request)
-    return state.meter.state(await observe(state.reader, state.backends))
+    return state.meter.state(await state.observer.observe())
 
 
 @router.get(
@@ -207,8 +247,8 @@ async def pipeline(request: Request) -> Pipeline:
     tags=["operations"],
 )
 async def metrics(request: Request) -> Response:
-    """Prometheus text format, read from Kafka, MongoDB and Cassandra on each scrape."""
+    """Prometheus text format, read from Kafka, MongoDB and Cassandra (shared briefly)."""
     state = _state(request)
-    seen = await observe(state.reader, state.backends)
+    seen = await state.observer.observe()
     text = await asyncio.to_thread(exposition, state.requests, seen, state.settings)
     return Response(text, media_type=CONTENT_TYPE_LATEST)

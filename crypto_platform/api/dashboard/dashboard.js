@@ -171,6 +171,9 @@ function listen() {
   on("latestPrice", showPrice);
   on("aggregate", addWindow);
   on("pipeline", showPipeline);
+  // The browser resumes from the last event id on its own; when the API can no longer
+  // replay what was missed, it says `reset` and the page reloads its data.
+  on("reset", () => load().catch(() => {}));
 }
 
 setInterval(() => cards.forEach(showAge), 1000);
