@@ -271,6 +271,11 @@ class Settings(BaseSettings):
     check_tick_max_age_s: Annotated[float, Field(gt=0)] = Field(
         300.0, description="The `tick_freshness` check: how old a coin's newest tick may be, in s."
     )
+    check_gap_max_age_s: Annotated[float, Field(gt=0)] = Field(
+        3600.0,
+        description="The `gaps_repaired` check fails on a gap still open this long after it "
+        "began, in s.",
+    )
     check_dlq_max_per_hour: Annotated[int, Field(ge=1)] = Field(
         100, description="The `dlq_growth` check warns at this many dead letters in an hour."
     )

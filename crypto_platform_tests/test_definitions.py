@@ -55,6 +55,7 @@ CHECKS = {
     "mongo/prices:positive_prices",
     "mongo/prices:kafka_completeness",
     "mongo/prices:retention_loss",
+    "mongo/prices:gaps_repaired",
     "cassandra/prices_by_symbol:positive_prices",
     "cassandra/prices_by_symbol:agrees_with_mongodb",
     "cassandra/aggregates_by_symbol:means_ordered",

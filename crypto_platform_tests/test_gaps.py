@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from crypto_platform.completeness.gaps import Gap, mark_unrepairable
 from crypto_platform.settings import Settings
 from crypto_platform.storage import mongo
 from crypto_platform.ticks import Tick, now_ms
+from crypto_platform_tests.api_helpers import get, running_api
 from crypto_platform_tests.conftest import run_cli
 
 MINUTE_MS = 60_000
@@ -45,9 +48,10 @@ def test_a_hole_and_a_stopped_coin_are_gaps_and_a_filled_hole_is_repaired(
     now = now_ms()
     t0 = now - now % MINUTE_MS - 30 * MINUTE_MS
     hole = (t0 + 10 * MINUTE_MS, t0 + 13 * MINUTE_MS)  # the producer was down 3 minutes
-    store(settings, ticks("BTC", t0, hole[0]) + ticks("BTC", hole[1], now))
+    ahead = now + 5 * MINUTE_MS  # BTC and SOL go on past the span while the test runs
+    store(settings, ticks("BTC", t0, hole[0]) + ticks("BTC", hole[1], ahead))
     store(settings, ticks("ETH", t0, now - 2 * MINUTE_MS))  # ETH stopped 2 minutes ago
-    store(settings, ticks("SOL", t0, now))  # SOL whole
+    store(settings, ticks("SOL", t0, ahead))  # SOL whole
 
     found = gaps(settings, t0, now)
 
@@ -57,6 +61,22 @@ def test_a_hole_and_a_stopped_coin_are_gaps_and_a_filled_hole_is_repaired(
     assert btc["ticks_expected"] == 90  # three minutes at one tick per 2 s
     assert (eth["symbol"], eth["status"]) == ("ETH", "open")
     assert eth["seconds"] >= 118  # open: it runs up to now
+    with running_api(settings) as api:
+        served = get(api, "/gaps/BTC", since=iso(t0), until=iso(now)).json()
+        scrape = get(api, "/metrics").text
+    assert [(g["status"], g["ticks_expected"]) for g in served] == [("open", 90)]
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(scrape)
+        for sample in family.samples
+    }
+    btc_labels = (("source", "simulated"), ("symbol", "BTC"))
+    assert samples[("crypto_gaps_open", btc_labels)] == 1
+    assert samples[("crypto_gap_missing_seconds", btc_labels)] == 181.999
+    checked = run_cli(settings, "check", env_override={"CRYPTO_CHECK_GAP_MAX_AGE_S": "600"})
+    verdict = next(c for c in json.loads(checked.stdout)["checks"] if c["check"] == "gaps_repaired")
+    assert checked.returncode == 1 and not verdict["passed"]
+    assert verdict["metadata"]["stale_gaps"] == 1  # BTC's, open 20 minutes; ETH's is newer
 
     store(settings, ticks("BTC", hole[0], hole[1]))  # backfilled
     again = {g["symbol"]: g for g in gaps(settings, t0, now)}

@@ -10,11 +10,13 @@ import time
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
+from prometheus_client.parser import text_string_to_metric_families
 
 from crypto_platform.settings import Settings
 from crypto_platform.storage import mongo
 from crypto_platform.streaming.sink import MongoSink, run_sink
 from crypto_platform.streaming.topics import admin_client
+from crypto_platform_tests.api_helpers import get, running_api
 from crypto_platform_tests.conftest import run_cli
 from crypto_platform_tests.streaming_helpers import sink_until_idle, stored_count, wait_for
 
@@ -72,7 +74,7 @@ def test_a_range_removed_by_retention_is_warned_counted_recorded_and_fails_a_che
 
     assert stats.skipped_offsets == 40 and stats.inserted == 20
     assert stored_count(settings) == 30
-    warning = "offsets 10..49 (40) were removed by retention before the MongoDB sink read them"
+    warning = "offsets 10..49 (40) were removed by retention before mongo-sink read them"
     assert any(warning in record.getMessage() for record in caplog.records)
     client = mongo.connect(settings)
     try:
@@ -81,6 +83,15 @@ def test_a_range_removed_by_retention_is_warned_counted_recorded_and_fails_a_che
         client.close()
     assert (loss["first_offset"], loss["last_offset"], loss["count"]) == (10, 49, 40)
     assert time.time() * 1000 - loss["detected_at_ms"] < 60_000
+
+    with running_api(settings) as api:
+        scrape = get(api, "/metrics").text
+    samples = {
+        (sample.name, tuple(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(scrape)
+        for sample in family.samples
+    }
+    assert samples[("crypto_retention_lost_offsets_total", (("consumer", "mongo-sink"),))] == 40
 
     checked = run_cli(settings, "check")
     verdicts = {row["check"]: row for row in json.loads(checked.stdout)["checks"]}

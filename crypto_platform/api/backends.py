@@ -19,6 +19,7 @@ from pymongo.errors import PyMongoError
 
 from crypto_platform.api.errors import BackendUnavailable
 from crypto_platform.api.reasons import reason
+from crypto_platform.completeness.gaps import Gap, from_document, recorded
 from crypto_platform.settings import Settings
 from crypto_platform.storage import mongo
 from crypto_platform.streaming.kafka_options import kafka_client_options
@@ -26,6 +27,15 @@ from crypto_platform.streaming.kafka_options import kafka_client_options
 BOOTSTRAP_TIMEOUT_MS = 2000
 REQUEST_TIMEOUT_MS = 3000
 MONGO_TIMEOUT_MS = 2000
+
+
+@dataclass(frozen=True)
+class MongoReading:
+    """Ticks stored, offsets lost to retention per consumer, and the open gaps."""
+
+    documents: int
+    lost_offsets: dict[str, int]
+    open_gaps: list[Gap]
 
 
 @dataclass(frozen=True)
@@ -99,16 +109,38 @@ class Backends:
                 lag += end.offset - (done.offset if done is not None and done.offset >= 0 else 0)
         return KafkaReading(messages, lag)
 
-    def mongo_documents(self) -> int:
-        """Documents in the tick collection (the collection's count, not a scan)."""
+    def mongo(self) -> MongoReading:
+        """The tick count (the collection's own, not a scan) and the completeness ledgers.
+
+        The ledgers are small (a document per gap or per range lost), and only the open
+        gaps are read.
+        """
         try:
-            with self._mongo_lock:
-                if self._mongo is None:
-                    self._mongo = mongo.connect(self.settings, timeout_ms=MONGO_TIMEOUT_MS)
-            return mongo.prices_collection(self._mongo, self.settings).estimated_document_count()
+            client, s = self._mongo_client(), self.settings
+            documents = mongo.prices_collection(client, s).estimated_document_count()
+            lost: dict[str, int] = {}
+            for loss in mongo.data_loss_collection(client, s).find({}, {"consumer": 1, "count": 1}):
+                lost[loss["consumer"]] = lost.get(loss["consumer"], 0) + int(loss["count"])
+            gaps = list(mongo.gaps_collection(client, s).find({"status": "open"}, {"_id": 0}))
         except PyMongoError as error:
             detail = reason(error, timeout_s=MONGO_TIMEOUT_MS / 1000)
             raise BackendUnavailable("mongodb", detail) from error
+        return MongoReading(documents, lost, [from_document(gap) for gap in gaps])
+
+    def gaps(self, symbol: str, since_ms: int, until_ms: int) -> list[Gap]:
+        """The recorded gaps of a coin that overlap [since, until)."""
+        try:
+            ledger = mongo.gaps_collection(self._mongo_client(), self.settings)
+            return [g for g in recorded(ledger, since_ms, until_ms) if g.symbol == symbol]
+        except PyMongoError as error:
+            detail = reason(error, timeout_s=MONGO_TIMEOUT_MS / 1000)
+            raise BackendUnavailable("mongodb", detail) from error
+
+    def _mongo_client(self) -> MongoClient:
+        with self._mongo_lock:
+            if self._mongo is None:
+                self._mongo = mongo.connect(self.settings, timeout_ms=MONGO_TIMEOUT_MS)
+            return self._mongo
 
     def _close_kafka(self) -> None:
         if self._admin is not None:

@@ -3,7 +3,8 @@
 Names are fixed (a Grafana dashboard queries them): crypto_kafka_messages_total,
 crypto_kafka_consumer_lag, crypto_dlq_messages, crypto_mongo_documents,
 crypto_tick_age_seconds, crypto_latest_price, crypto_aggregate_window_end_seconds,
-crypto_backend_up, crypto_api_requests_total, crypto_api_request_duration_seconds.
+crypto_backend_up, crypto_retention_lost_offsets_total, crypto_gaps_open,
+crypto_gap_missing_seconds, crypto_api_requests_total, crypto_api_request_duration_seconds.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from crypto_platform.api.backends import MongoReading
 from crypto_platform.api.errors import BACKENDS
 from crypto_platform.api.models import utc
 from crypto_platform.api.observation import Observation
@@ -96,16 +98,43 @@ def platform_families(seen: Observation, settings: Settings) -> list[Metric]:
         dlq = GaugeMetricFamily("crypto_dlq_messages", "Messages in the dead-letter topic.")
         dlq.add_metric([], seen.kafka.messages.get(settings.kafka_dlq_topic, 0))
         families += [messages, lag, dlq]
-    if seen.mongo_documents is not None:
+    if seen.mongo is not None:
         documents = GaugeMetricFamily(
             "crypto_mongo_documents", "Documents in MongoDB.", labels=["collection"]
         )
         name = f"{settings.mongo_database}.{settings.mongo_collection}"
-        documents.add_metric([name], seen.mongo_documents)
-        families.append(documents)
+        documents.add_metric([name], seen.mongo.documents)
+        families += [documents, *_completeness_families(seen.mongo)]
     if seen.up("cassandra"):
         families += _cassandra_families(seen)
     return families
+
+
+def _completeness_families(reading: MongoReading) -> list[Metric]:
+    """Offsets lost to retention, and the open gaps with the seconds of data they miss."""
+    lost = CounterMetricFamily(
+        "crypto_retention_lost_offsets",
+        "Kafka offsets removed by retention before the consumer read them.",
+        labels=["consumer"],
+    )
+    for consumer, count in sorted(reading.lost_offsets.items()):
+        lost.add_metric([consumer], float(count))
+    gaps = GaugeMetricFamily(
+        "crypto_gaps_open", "Open gaps per source and coin.", labels=["source", "symbol"]
+    )
+    missing = GaugeMetricFamily(
+        "crypto_gap_missing_seconds",
+        "Seconds of data the open gaps miss, per source and coin.",
+        labels=["source", "symbol"],
+    )
+    totals: dict[tuple[str, str], tuple[int, float]] = {}
+    for gap in reading.open_gaps:
+        count, seconds = totals.get((gap.source, gap.symbol), (0, 0.0))
+        totals[(gap.source, gap.symbol)] = (count + 1, seconds + (gap.end_ms - gap.start_ms) / 1000)
+    for labels, (count, seconds) in sorted(totals.items()):
+        gaps.add_metric(list(labels), count)
+        missing.add_metric(list(labels), seconds)
+    return [lost, gaps, missing]
 
 
 def _cassandra_families(seen: Observation) -> list[Metric]:

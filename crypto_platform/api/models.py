@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from crypto_platform.completeness.gaps import Gap
 
 
 def utc(moment: dt.datetime) -> dt.datetime:
@@ -93,6 +95,30 @@ class Aggregate(BaseModel):
             window_seconds=row.window_seconds,
             tick_count=row.tick_count,
             updated_at=utc(row.updated_at) if row.updated_at else None,
+        )
+
+
+class GapSpan(BaseModel):
+    """A span in which a source sent no tick of a coin though its cadence says it should."""
+
+    source: str
+    symbol: str
+    start: dt.datetime = Field(description="The first moment without a tick (ISO 8601, UTC).")
+    end: dt.datetime = Field(description="The next tick, or when the gap was last seen open.")
+    ticks_expected: int
+    status: Literal["open", "repaired", "unrepairable"]
+    reason: str | None = Field(None, description="Why it cannot be repaired.")
+
+    @classmethod
+    def from_gap(cls, gap: Gap) -> GapSpan:
+        return cls(
+            source=gap.source,
+            symbol=gap.symbol,
+            start=dt.datetime.fromtimestamp(gap.start_ms / 1000, dt.UTC),
+            end=dt.datetime.fromtimestamp(gap.end_ms / 1000, dt.UTC),
+            ticks_expected=gap.expected,
+            status=gap.status,
+            reason=gap.reason,
         )
 
 

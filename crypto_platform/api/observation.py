@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from crypto_platform.api.backends import Backends, KafkaReading
+from crypto_platform.api.backends import Backends, KafkaReading, MongoReading
 from crypto_platform.api.errors import BackendUnavailable
 from crypto_platform.api.reader import CassandraReader
 
@@ -29,7 +29,7 @@ class Observation:
     latest_prices: list[Any] = field(default_factory=list)
     latest_aggregates: list[Any] = field(default_factory=list)
     kafka: KafkaReading | None = None
-    mongo_documents: int | None = None
+    mongo: MongoReading | None = None
     errors: dict[str, str] = field(default_factory=dict)
 
     def up(self, backend: str) -> bool:
@@ -65,7 +65,7 @@ class Observer:
             seen.kafka = await asyncio.to_thread(self.backends.kafka)
 
         async def mongodb() -> None:
-            seen.mongo_documents = await asyncio.to_thread(self.backends.mongo_documents)
+            seen.mongo = await asyncio.to_thread(self.backends.mongo)
 
         await asyncio.gather(
             self._guarded(seen, "cassandra", cassandra),

@@ -36,7 +36,7 @@ class PipelineMeter:
             ticks_per_s=rate,
             consumer_lag=lag,
             dlq_messages=dlq,
-            mongo_documents=seen.mongo_documents,
+            mongo_documents=seen.mongo.documents if seen.mongo else None,
             freshness_s=(seen.taken_at - newest).total_seconds() if newest else None,
             backends={
                 name: BackendState(up=seen.up(name), error=seen.errors.get(name))

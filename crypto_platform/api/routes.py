@@ -21,6 +21,7 @@ from crypto_platform.api.models import (
     Aggregate,
     BackendState,
     ErrorBody,
+    GapSpan,
     Health,
     LatestPrice,
     Pipeline,
@@ -160,6 +161,20 @@ async def aggregates(
     window = state.settings.aggregate_window_s
     rows = await state.reader.aggregates(symbol, window, start, end, min(limit, MAX_LIMIT))
     return [Aggregate.from_row(row) for row in rows]
+
+
+@router.get("/gaps/{symbol}", responses=DOWN, tags=["completeness"])
+async def gaps(
+    request: Request, symbol: Symbol, since: Since = None, until: Until = None
+) -> list[GapSpan]:
+    """A coin's recorded gaps overlapping [since, until]: open, repaired or unrepairable."""
+    start, end = _window(since, until)
+    found = await asyncio.to_thread(_state(request).backends.gaps, symbol, _ms(start), _ms(end) + 1)
+    return [GapSpan.from_gap(gap) for gap in found]
+
+
+def _ms(moment: dt.datetime) -> int:
+    return int(moment.timestamp() * 1000)
 
 
 async def _subscription(

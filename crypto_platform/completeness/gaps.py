@@ -23,7 +23,16 @@ from pymongo.collection import Collection
 
 from crypto_platform.ticks import now_ms
 
-__all__ = ["GAP_FACTOR", "Gap", "detect", "record", "recorded", "sources_and_symbols"]
+__all__ = [
+    "GAP_FACTOR",
+    "Gap",
+    "detect",
+    "from_document",
+    "mark_unrepairable",
+    "record",
+    "recorded",
+    "sources_and_symbols",
+]
 
 GAP_FACTOR = 3  # ticks this many cadences apart (or more) are a gap
 LOOKBACK_MS = 86_400_000  # how far before a span the tick before it is looked for
@@ -164,10 +173,13 @@ def recorded(ledger: Collection, since_ms: int, until_ms: int) -> list[Gap]:
     cursor = ledger.find({"start_ms": {"$lt": until_ms}, "end_ms": {"$gt": since_ms}}).sort(
         [("start_ms", ASCENDING), ("source", ASCENDING), ("symbol", ASCENDING)]
     )
-    return [Gap(**{k: doc.get(k) for k in _FIELDS}) for doc in cursor]
+    return [from_document(doc) for doc in cursor]
 
 
-_FIELDS = ("source", "symbol", "start_ms", "end_ms", "expected", "status", "reason")
+def from_document(document: dict[str, Any]) -> Gap:
+    """A ledger document as a `Gap` (its bookkeeping fields left out)."""
+    fields: dict[str, Any] = {name: document.get(name) for name in Gap.__dataclass_fields__}
+    return Gap(**fields)
 
 
 def _fields(gap: Gap) -> dict[str, Any]:

@@ -14,11 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from crypto_platform.completeness.gaps import from_document
 from crypto_platform.reports.statistics import Period
 from crypto_platform.reports.stores import Stores
 from crypto_platform.reports.throughput import committed_offsets, end_offsets, messages_since
 from crypto_platform.storage import cassandra_queries, mongo_queries
-from crypto_platform.storage.mongo import DATA_LOSS_COLLECTION
+from crypto_platform.storage.mongo import DATA_LOSS_COLLECTION, GAPS_COLLECTION
 
 Severity = Literal["ERROR", "WARN"]
 # Cassandra is checked over the last two hours: the checks run hourly, so every tick
@@ -248,6 +249,28 @@ def retention_loss(stores: Stores) -> Outcome:
     )
 
 
+def gaps_repaired(stores: Stores) -> Outcome:
+    """No gap is still open CRYPTO_CHECK_GAP_MAX_AGE_S after it began (the ledger's view)."""
+    limit_s = stores.settings.check_gap_max_age_s
+    oldest_ms = int((time.time() - limit_s) * 1000)
+    ledger = stores.prices.database[GAPS_COLLECTION]
+    stale = [
+        from_document(d) for d in ledger.find({"status": "open", "start_ms": {"$lt": oldest_ms}})
+    ]
+    names = [f"{g.source}/{g.symbol} since {_iso(g.start_ms)}" for g in stale]
+    return Outcome(
+        not stale,
+        f"{len(stale)} gaps open for over {limit_s:.0f}s: {'; '.join(names[:5])}"
+        if stale
+        else f"no gap open for over {limit_s:.0f}s",
+        {"stale_gaps": len(stale), "gaps": "; ".join(names[:20]), "max_age_s": limit_s},
+    )
+
+
+def _iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
+
+
 MONGO = ("mongo", "prices")
 PRICES_BY_SYMBOL = ("cassandra", "prices_by_symbol")
 AGGREGATES = ("cassandra", "aggregates_by_symbol")
@@ -267,6 +290,7 @@ CHECKS: tuple[Check, ...] = (
           aggregates_ordered.__doc__ or ""),
     Check("retention_loss", MONGO, "ERROR", False, retention_loss,
           retention_loss.__doc__ or ""),
+    Check("gaps_repaired", MONGO, "ERROR", False, gaps_repaired, gaps_repaired.__doc__ or ""),
     Check("dlq_growth", DLQ, "WARN", False, dlq_growth, dlq_growth.__doc__ or ""),
 )  # fmt: skip
 

@@ -121,7 +121,7 @@ class MongoSink:
             write_concern=WriteConcern(w=_acknowledgers(settings.mongo_write_concern), j=True)
         )
         self._writer: OrderedWriter[Pending] = OrderedWriter(self._store)
-        self._retention = RetentionWatch(self.consumer, "the MongoDB sink")
+        self._retention = RetentionWatch(self.consumer, "mongo-sink")
         self._losses = mongo.data_loss_collection(self._client, settings)
         self._unrecorded: list[LostRange] = []
 
