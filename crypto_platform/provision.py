@@ -48,9 +48,16 @@ def provision_cassandra(settings: Settings) -> str:
             settings.cassandra_replication_factor,
             prices_ttl_days=settings.cassandra_prices_ttl_days,
         )
+        dropped = cassandra.drop_far_future_rows(session, settings.cassandra_keyspace)
     finally:
         cluster.shutdown()
-    return f"cassandra: keyspace {settings.cassandra_keyspace} tables {', '.join(tables)}"
+    migrated = (
+        f"; latest_aggregates emptied of {dropped} rows written at an earlier release's "
+        "far-future timestamps (the streaming job writes them again)"
+        if dropped
+        else ""
+    )
+    return f"cassandra: keyspace {settings.cassandra_keyspace} tables {', '.join(tables)}{migrated}"
 
 
 PROVISIONERS: dict[str, Callable[[Settings], str]] = {

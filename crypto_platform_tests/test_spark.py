@@ -28,7 +28,7 @@ from crypto_platform.storage import cassandra
 from crypto_platform.streaming.dead_letters import ORIGIN_OFFSET, REASON
 from crypto_platform.streaming.producer import DeliveryFailed, TickProducer
 from crypto_platform.ticks import Tick
-from crypto_platform_tests.conftest import isolated_settings
+from crypto_platform_tests.conftest import isolated_settings, run_cli
 from crypto_platform_tests.spark_helpers import (
     T0_MS,
     assert_matches,
@@ -371,29 +371,71 @@ def _one_row(settings: Settings, query: str) -> Any:
         cluster.shutdown()
 
 
-def test_a_late_tick_never_leaves_latest_aggregates_a_mix_of_two_versions(
+def test_latest_aggregates_rows_are_whole_and_a_later_write_or_a_delete_wins(
     spark_settings: Settings,
 ) -> None:
-    last_ms = T0_MS + 100_000
-
     def version(count: int, am: float, gm: float) -> dict[str, list[object]]:
         window = {
             "symbol": "BTC", "day": "2026-01-05", "window_start_ms": T0_MS,
             "window_end_ms": T0_MS + 300_000, "arithmetic_mean": am, "geometric_mean": gm,
             "harmonic_mean": gm - 1, "tick_count": count, "min_price": 1.0, "max_price": 2.0,
-            "first_price": 1.0, "last_price": 2.0, "last_event_ms": last_ms,
+            "first_price": 1.0, "last_price": 2.0, "last_event_ms": T0_MS + 100_000,
         }  # fmt: skip
         return {column: [value] for column, value in window.items()}
 
-    # A late tick: same last event time, one tick more; each version beats the other on a cell.
-    before, after = version(5, am=20.0, gm=10.0), version(6, am=19.0, gm=11.0)
+    # Two versions of a window (a repair after the stream); each differs on every mean.
+    stream, repaired = version(5, am=20.0, gm=10.0), version(6, am=19.0, gm=11.0)
     target = CassandraTarget.from_settings(spark_settings)
-    for first, second in ((before, after), (after, before)):
+    query = "SELECT * FROM {keyspace}.latest_aggregates"
+    for first, second, want in (
+        (stream, repaired, (6, 19.0, 11.0)),
+        (repaired, stream, (5, 20.0, 10.0)),
+    ):
         write_rows(target, windows=first)
         write_rows(target, windows=second)
 
-        row = _one_row(spark_settings, "SELECT * FROM {keyspace}.latest_aggregates")
-        assert (row.tick_count, row.arithmetic_mean, row.geometric_mean) == (6, 19.0, 11.0)
+        row = _one_row(spark_settings, query)
+        assert (row.tick_count, row.arithmetic_mean, row.geometric_mean) == want  # whole
+
+    cluster, session = cassandra.connect(spark_settings)
+    try:  # a DELETE as a cqlsh user writes it, then a write after it
+        session.execute(f"DELETE FROM {spark_settings.cassandra_keyspace}.latest_aggregates "
+                        "WHERE symbol = 'BTC' AND window_seconds = 300")  # fmt: skip
+        assert _one_row(spark_settings, query) is None
+        write_rows(target, windows=repaired)
+        assert _one_row(spark_settings, query).tick_count == 6
+    finally:
+        cluster.shutdown()
+
+
+def test_provision_drops_rows_an_earlier_release_wrote_in_the_far_future(
+    spark_settings: Settings,
+) -> None:
+    ks = spark_settings.cassandra_keyspace
+    cluster, session = cassandra.connect(spark_settings)
+    try:  # how the earlier release wrote: last event ms * 1,000,000 + tick count
+        session.execute(
+            f"INSERT INTO {ks}.latest_aggregates (symbol, window_seconds, window_start, "
+            "arithmetic_mean, tick_count) VALUES ('BTC', 300, %s, 1.0, 5) USING TIMESTAMP %s",
+            [T0_MS, T0_MS * 1_000_000 + 5],
+        )
+    finally:
+        cluster.shutdown()
+
+    result = run_cli(spark_settings, "provision", "cassandra")
+
+    assert result.returncode == 0, result.stderr
+    assert "latest_aggregates emptied of 1 rows" in result.stdout
+    target = CassandraTarget.from_settings(spark_settings)
+    write_rows(target, windows={"symbol": ["BTC"], "day": ["2026-01-05"],
+                                "window_start_ms": [T0_MS], "window_end_ms": [T0_MS + 300_000],
+                                "arithmetic_mean": [2.0], "geometric_mean": [2.0],
+                                "harmonic_mean": [2.0], "tick_count": [1], "min_price": [2.0],
+                                "max_price": [2.0], "first_price": [2.0], "last_price": [2.0],
+                                "last_event_ms": [T0_MS]})  # fmt: skip
+    assert _one_row(spark_settings, "SELECT * FROM {keyspace}.latest_aggregates").tick_count == 1
+    again = run_cli(spark_settings, "provision", "cassandra")
+    assert "emptied" not in again.stdout
 
 
 def test_two_sources_at_the_same_millisecond_leave_latest_prices_one_tick_whole(

@@ -13,6 +13,7 @@ coin's ticks (plus a window's length), whatever the span.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -32,9 +33,10 @@ from crypto_platform.spark.cassandra_writer import (
     Columns,
     close_sessions,
     day_of,
+    session_for,
     write_rows,
 )
-from crypto_platform.spark.windowed_means import batch_partials, window_rows
+from crypto_platform.spark.windowed_means import batch_partials, current_window, window_rows
 from crypto_platform.storage import mongo
 
 log = logging.getLogger(__name__)
@@ -156,12 +158,38 @@ def _rewrite(
     windows = window_rows(symbol, changed, window_ms)
     lo, hi = max(first, stats.since_ms), min(last, stats.until_ms)
     own = [t for t in ticks if lo <= t["event_time_ms"] < hi]
-    write_rows(target, _tick_columns(own), _window_columns(windows))
+    write_rows(target, _tick_columns(own), _window_columns(windows),
+               write_latest=_newest(target, symbol, windows))  # fmt: skip
     stats.ticks_written += len(own)
     stats.windows_written += len(windows)
     stats.hours |= {t["event_time_ms"] - t["event_time_ms"] % HOUR_MS for t in own}
     stats.hours |= {int(ms) - int(ms) % HOUR_MS for ms in windows["window_start_ms"]}
     return len(own), len(windows)
+
+
+def _newest(target: CassandraTarget, symbol: str, windows: pd.DataFrame) -> bool:
+    """Whether the repaired windows hold the coin's current one (none later is stored).
+
+    Rows are written at the client's clock, so a repair of an old hour must not write its
+    newest window over a later one in `latest_aggregates`.
+    """
+    if windows.empty:
+        return False
+    lasts = dict(zip(windows["window_start_ms"].tolist(), windows["last_event_ms"].tolist(),
+                     strict=True))  # fmt: skip
+    row = (
+        session_for(target)
+        .execute(
+            f"SELECT window_start FROM {target.keyspace}.latest_aggregates "
+            "WHERE symbol = %s AND window_seconds = %s",
+            [symbol, target.window_seconds],
+        )
+        .one()
+    )
+    if row is None:
+        return True
+    stored_ms = int(row.window_start.replace(tzinfo=dt.UTC).timestamp() * 1000)
+    return current_window(lasts) >= stored_ms
 
 
 def _tick_columns(ticks: list[dict[str, Any]]) -> Columns:

@@ -3,12 +3,11 @@
 Each batch is written in one pass on the executors: a partition holds whole coins (the
 rows come grouped by symbol), its ticks and the windows they changed, handed over as
 Arrow columns. One session and one set of prepared statements per Python worker;
-unlogged batches of one Cassandra partition each, many in flight. `latest_*` rows are
-written `USING TIMESTAMP` of their event time (`latest_prices`: and source, see
-`price_version`; `latest_aggregates`: of their last event and tick count, see
-`version_timestamp`), so of concurrent, replayed or late writes the
-newest version always wins, whole. Re-running a batch writes the same rows: upserts by
-primary key.
+unlogged batches of one Cassandra partition each, many in flight. `latest_prices` rows
+are written `USING TIMESTAMP` of their event time and source (`price_version`), so of
+concurrent, replayed or late writes the newest tick always wins, whole; every other row at
+the client's clock (see `window_statements`). Re-running a batch writes the same rows:
+upserts by primary key.
 """
 
 from __future__ import annotations
@@ -29,12 +28,11 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from crypto_platform.settings import Settings
-from crypto_platform.spark.windowed_means import TICK, WINDOW
+from crypto_platform.spark.windowed_means import TICK, WINDOW, current_window
 from crypto_platform.storage import cassandra
 from crypto_platform.ticks import SOURCES
 
 BATCH_ROWS = 100
-VERSIONS_PER_MS = 1_000_000
 # Batches in flight per writer. Measured on the local Cassandra (100,000 rows in batches of
 # 100, two runs each, after a warm-up): 8: 43-44k rows/s, 16: 54k, 32: 50-62k, 64: 47-56k,
 # 128: 51-55k. Past 16-32 the server's CPU, not the client, is the limit.
@@ -87,17 +85,6 @@ def close_sessions() -> None:
     _prepared.clear()
     while _sessions:
         _sessions.popitem()[1].cluster.shutdown()
-
-
-def version_timestamp(last_event_ms: int, tick_count: int) -> int:
-    """The write timestamp of a `latest_aggregates` version: strictly newer, strictly larger.
-
-    A version is newer when its last event is later, or, with the same last event (a late
-    tick), when it counts more ticks. Two versions never share a timestamp (below a
-    million ticks per window), so Cassandra never resolves a tie cell by cell into a row
-    mixing both: `last event ms * 1_000_000 + tick_count` (fits a 64-bit timestamp).
-    """
-    return last_event_ms * VERSIONS_PER_MS + min(tick_count, VERSIONS_PER_MS - 1)
 
 
 def day_of(ms: int) -> str:
@@ -201,34 +188,38 @@ def partition_batches(
 
 
 def current_windows(windows: list[tuple]) -> dict[str, tuple]:
-    """Per coin, the moving window as of its newest tick (rows shaped as WINDOW_VALUES).
+    """Per coin, its current window among these rows (shaped as WINDOW_VALUES).
 
-    That is the window which contains the tick and started earliest, so it covers the
-    most recent full window length.
+    The streaming job sends each batch's coins' current windows (`current_window`), so the
+    rows of a batch always hold them.
     """
-    newest: dict[str, int] = {}
-    for symbol, *_, last_ms in windows:
-        newest[symbol] = max(newest.get(symbol, last_ms), last_ms)
-    chosen: dict[str, tuple] = {}
+    by_symbol: dict[str, dict[int, tuple]] = defaultdict(dict)
     for row in windows:
-        symbol, _, start, end = row[:4]
-        if start <= newest[symbol] < end and (symbol not in chosen or start < chosen[symbol][2]):
-            chosen[symbol] = row
-    return chosen
+        by_symbol[row[0]][row[2]] = row
+    return {
+        symbol: rows[current_window({start: row[-1] for start, row in rows.items()})]
+        for symbol, rows in by_symbol.items()
+    }
 
 
-def window_statements(target: CassandraTarget, windows: Columns) -> list[tuple[Any, Any]]:
-    """Windows into aggregates_by_symbol; each coin's current one into latest_aggregates."""
+def window_statements(
+    target: CassandraTarget, windows: Columns, *, write_latest: bool = True
+) -> list[tuple[Any, Any]]:
+    """Windows into aggregates_by_symbol; each coin's current one into latest_aggregates.
+
+    Every row is written at the client's clock (the driver's monotonic microseconds), so
+    the later write of a row wins whole (it writes every column), a DELETE from cqlsh works
+    as usual, and a repair run after the stream wins over the rows it corrects. The stream
+    writes `latest_aggregates` only from the coins' current windows, batch after batch;
+    a repair only where its window is the coin's newest (`write_latest`).
+    """
     ks, seconds = target.keyspace, target.window_seconds
     by_symbol = prepared(
         target,
         insert_cql(ks, "aggregates_by_symbol", (*WINDOW_KEY, "day", *AGGREGATE_COLUMNS)),
     )
     latest = prepared(
-        target,
-        insert_cql(
-            ks, "latest_aggregates", (*WINDOW_KEY, *AGGREGATE_COLUMNS), using_timestamp=True
-        ),
+        target, insert_cql(ks, "latest_aggregates", (*WINDOW_KEY, *AGGREGATE_COLUMNS))
     )
     now = dt.datetime.now(dt.UTC)
     rows = list(zip(*(windows[c] for c in WINDOW_VALUES), strict=True))
@@ -236,23 +227,25 @@ def window_statements(target: CassandraTarget, windows: Columns) -> list[tuple[A
         (by_symbol, (symbol, seconds, start, end, day, *means, now))
         for symbol, day, start, end, *means, _ in rows
     ]
-    for symbol, _, start, end, *means, last_ms in current_windows(rows).values():
-        count = means[3]
-        statements.append(
-            (latest, (symbol, seconds, start, end, *means, now, version_timestamp(last_ms, count)))
-        )
+    if write_latest:
+        for symbol, _, start, end, *means, _last_ms in current_windows(rows).values():
+            statements.append((latest, (symbol, seconds, start, end, *means, now)))
     return statements
 
 
 def write_rows(
-    target: CassandraTarget, ticks: Columns | None = None, windows: Columns | None = None
+    target: CassandraTarget,
+    ticks: Columns | None = None,
+    windows: Columns | None = None,
+    *,
+    write_latest: bool = True,
 ) -> None:
     """Ticks and windows (columns by name, as in a batch) into their tables, concurrently."""
     statements = []
     if ticks and ticks["symbol"]:
         statements += price_statements(target, ticks)
     if windows and windows["symbol"]:
-        statements += window_statements(target, windows)
+        statements += window_statements(target, windows, write_latest=write_latest)
     execute_concurrent(
         session_for(target), statements, concurrency=CONCURRENCY, raise_on_first_error=True
     )

@@ -102,6 +102,17 @@ def batch_partials(ticks: pd.DataFrame, window_ms: int, slide_ms: int) -> pd.Dat
     )
 
 
+def current_window(last_event_ms: dict[int, int]) -> int:
+    """Of a coin's windows (start ms -> last event ms), the one current as of its newest tick.
+
+    That is the window which holds the newest tick and started earliest: it covers the most
+    recent full window length. The streaming job and `latest_aggregates`' writer both pick
+    it by this rule.
+    """
+    newest = max(last_event_ms.values())
+    return min(start for start, last in last_event_ms.items() if last == newest)
+
+
 def merge(old: tuple, new: tuple) -> tuple:
     """Two partials of one window as one (the earlier-seen tick wins a tie of event times)."""
     o, n = dict(zip(PARTIAL_NAMES, old, strict=True)), dict(zip(PARTIAL_NAMES, new, strict=True))
@@ -181,7 +192,13 @@ class WindowedMeans(StatefulProcessor):
                 self._expire_at(start + self.window_ms)
             self.windows.updateValue((start,), new)
             changed[start] = new
-        yield window_rows(symbol, changed, self.window_ms)
+        # The coin's current window goes out with every batch of the coin, changed or not:
+        # `latest_aggregates` is written from each batch's newest window, and a batch of
+        # late ticks alone must not make an older window the latest.
+        known = {**stored, **changed}
+        last = PARTIAL_NAMES.index("last_ms")
+        current = current_window({start: partial[last] for start, partial in known.items()})
+        yield window_rows(symbol, {**changed, current: known[current]}, self.window_ms)
 
     def _first_seen(self, ticks: pd.DataFrame) -> pd.DataFrame:
         """The ticks not seen before (nor earlier in this batch); their identities kept.

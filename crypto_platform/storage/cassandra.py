@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+import time
 
 from cassandra import ConsistencyLevel, InvalidRequest
 from cassandra.auth import PlainTextAuthProvider
@@ -119,6 +120,28 @@ def ensure_schema(
     _add_missing_columns(session, keyspace)
     _set_default_ttl(session, keyspace, "prices_by_symbol", (prices_ttl_days or 0) * 86_400)
     return list(TABLES)
+
+
+# Earlier releases wrote `latest_aggregates` at `last event ms * 1,000,000 + tick count`,
+# a thousand times a microsecond clock: no later write, DELETE or TTL could win over them.
+FAR_FUTURE_US = 86_400 * 1_000_000  # a write timestamp further than a day ahead is one
+
+
+def drop_far_future_rows(session: Session, keyspace: str) -> int:
+    """Empty `latest_aggregates` if a row of it carries an earlier release's timestamp.
+
+    The table is derived (each coin's current window): the streaming job writes it again
+    with its next batch of the coin. TRUNCATE is the one way past those timestamps (a
+    DELETE would leave tombstones as far in the future). Returns the rows dropped.
+    """
+    rows = list(
+        session.execute(f"SELECT WRITETIME(arithmetic_mean) FROM {keyspace}.latest_aggregates")
+    )
+    now_us = int(time.time() * 1_000_000)
+    if not any((row[0] or 0) > now_us + FAR_FUTURE_US for row in rows):
+        return 0
+    session.execute(f"TRUNCATE {keyspace}.latest_aggregates")
+    return len(rows)
 
 
 def _set_default_ttl(session: Session, keyspace: str, table: str, ttl_s: int) -> None:
