@@ -54,6 +54,20 @@ def create_topic_with_max_message_bytes(settings: Settings, topic: str, max_byte
         admin.close()
 
 
+def committed_offsets(settings: Settings) -> dict[int, int | None]:
+    """The sink group's committed offset in each partition of the topic."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=settings.kafka_consumer_group,
+        enable_auto_commit=False,
+    )
+    try:
+        partitions = consumer.partitions_for_topic(settings.kafka_topic) or set()
+        return {p: consumer.committed(TopicPartition(settings.kafka_topic, p)) for p in partitions}
+    finally:
+        consumer.close()
+
+
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

@@ -67,7 +67,9 @@ def test_supervised_jobs_stream_and_stop_cleanly(settings: Settings, tmp_path: P
         assert {"rate_per_s", "skipped", "delivery_failures"} <= set(
             produced.asset_materialization.metadata
         )
-        assert {"lag", "inserted", "dead_lettered"} <= set(stored.asset_materialization.metadata)
+        assert {"lag", "inserted", "dead_lettered", "write_ms_p50", "write_ms_p99"} <= set(
+            stored.asset_materialization.metadata
+        )
 
     # The producer flushed everything it counted; the sink committed exactly what it stored.
     assert topic_size(settings, settings.kafka_topic) == sent

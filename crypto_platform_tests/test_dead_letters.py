@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from pymongo import MongoClient
 
 from crypto_platform.settings import Settings
@@ -16,6 +16,7 @@ from crypto_platform.streaming.sink import MongoSink, run_sink
 from crypto_platform.ticks import Tick
 from crypto_platform_tests.conftest import run_cli
 from crypto_platform_tests.streaming_helpers import (
+    committed_offsets,
     create_topic_with_max_message_bytes,
     read_topic,
     sink_until_idle,
@@ -46,20 +47,6 @@ def test_a_dead_letter_too_large_for_the_dlq_is_stored_truncated_with_the_reason
     assert headers[TRUNCATED] == str(len(poison)).encode()
     reason = headers[REASON].decode()
     assert "JSON" in reason and f"truncated to its first {TRUNCATED_BYTES}" in reason
-
-
-def _committed(settings: Settings) -> dict[int, int | None]:
-    """The sink group's committed offset in each partition of the topic."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=settings.kafka_consumer_group,
-        enable_auto_commit=False,
-    )
-    try:
-        partitions = consumer.partitions_for_topic(settings.kafka_topic) or set()
-        return {p: consumer.committed(TopicPartition(settings.kafka_topic, p)) for p in partitions}
-    finally:
-        consumer.close()
 
 
 def test_a_document_mongodb_refuses_is_dead_lettered_and_the_rest_of_its_poll_stored(
@@ -97,7 +84,7 @@ def test_a_document_mongodb_refuses_is_dead_lettered_and_the_rest_of_its_poll_st
     assert letter.value == ticks[1].to_json()
     reason = dict(letter.headers)[REASON].decode()
     assert "MongoDB refused the document: Document failed validation (code 121)" in reason
-    assert _committed(settings)[0] == 3  # and the sink went past it
+    assert committed_offsets(settings)[0] == 3  # and the sink went past it
 
 
 def test_a_write_concern_not_met_is_retried_and_commits_nothing(settings: Settings) -> None:
@@ -111,13 +98,13 @@ def test_a_write_concern_not_met_is_retried_and_commits_nothing(settings: Settin
     worker.start()
     try:
         wait_for(lambda: sink.stats.write_retries >= 3, 30, "write retries")
-        assert set(_committed(settings).values()) == {None}
+        assert set(committed_offsets(settings).values()) == {None}
     finally:
         stop.set()
         worker.join(30)
         sink.close()
     assert not worker.is_alive()
-    assert set(_committed(settings).values()) == {None}  # nothing committed, nothing lost
+    assert set(committed_offsets(settings).values()) == {None}  # nothing committed, nothing lost
 
     stats = sink_until_idle(settings)
     assert stats.consumed == 20 and stored_count(settings) == 20

@@ -43,6 +43,7 @@ from crypto_platform.errors import ConfigurationError
 from crypto_platform.reports.stores import open_kafka
 from crypto_platform.settings import Settings, load_settings
 from crypto_platform.settings_catalog import LOCAL_ONLY
+from crypto_platform.sources import simulated_mark
 from crypto_platform.storage import cassandra, mongo
 from crypto_platform.streaming.dead_letters import DeadLetters
 from crypto_platform.streaming.producer import TickProducer
@@ -291,6 +292,18 @@ def test_the_run_launcher_uses_the_compose_network_and_checkpoint_volume(
     assert volume == compose["volumes"]["spark-checkpoints"]["name"]
     assert Path(target) == checkpoints
     assert f"spark-checkpoints:{checkpoints}" in services["spark-worker"]["volumes"]
+
+
+def test_the_simulated_high_water_mark_outlives_the_containers(
+    compose: dict[str, Any], services: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the data volume in every run (the producer's) and in one-off commands."""
+    mark = simulated_mark(settings_of(services["api"], monkeypatch))
+    volume = compose["volumes"]["platform-data"]["name"]
+    run_mounts = load_yaml("dagster.yaml")["run_launcher"]["config"]["container_kwargs"]["volumes"]
+
+    assert f"{volume}:{mark.parent}" in run_mounts
+    assert f"platform-data:{mark.parent}" in services["api"]["volumes"]
 
 
 def test_services_wait_for_health_or_completion(services: dict[str, Any]) -> None:

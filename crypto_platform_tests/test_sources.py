@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from crypto_platform.sources.binance_ws import BinanceWebSocketSource
 from crypto_platform.sources.coinranking import CoinrankingSource
 from crypto_platform.sources.http import SourceUnavailable
 from crypto_platform.sources.replay import ReplaySource
-from crypto_platform.sources.simulated import SimulatedSource
+from crypto_platform.sources.simulated import HighWaterMarkError, SimulatedSource
 from crypto_platform.ticks import Tick, now_ms
 from crypto_platform_tests.fake_internet import (
     FakeApi,
@@ -311,6 +312,59 @@ def test_a_restarted_simulator_reuses_no_identity(tmp_path: Path) -> None:
     after = [restarted.next_tick("BTC") for _ in range(100)]
 
     assert not {t.identity for t in ran_ahead} & {t.identity for t in after}
+
+
+def test_a_missing_high_water_mark_is_a_fresh_start(tmp_path: Path) -> None:
+    mark = tmp_path / "data" / "mark"
+
+    source = SimulatedSource(["BTC"], state_file=mark)
+    source.next_tick("BTC")
+
+    assert int(mark.read_text()) > now_ms()  # reserved ahead, before the time was used
+
+
+def unreadable_marks(path: Path) -> dict[str, Callable[[], object]]:
+    """Ways a high-water-mark file can be there and yet hold no mark."""
+    return {
+        "garbage": lambda: path.write_bytes(b"\x00\xff garbage"),
+        "truncated": lambda: path.write_text(""),
+        "json": lambda: path.write_text('{"mark": 1763700000000'),
+        "float": lambda: path.write_text("1.7637e12"),
+        "negative": lambda: path.write_text("-1763700000000"),
+        "directory": path.mkdir,
+    }
+
+
+@pytest.mark.parametrize("case", list(unreadable_marks(Path())))
+def test_an_unreadable_high_water_mark_is_a_clear_error_not_zero(tmp_path: Path, case: str) -> None:
+    mark = tmp_path / "mark"
+    unreadable_marks(mark)[case]()
+
+    with pytest.raises(HighWaterMarkError) as raised:
+        SimulatedSource(["BTC"], state_file=mark)
+
+    message = str(raised.value)
+    assert "\n" not in message and str(mark) in message
+    assert "restore it" in message and "delete it" in message
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
+def test_a_high_water_mark_without_read_permission_is_a_clear_error(tmp_path: Path) -> None:
+    mark = tmp_path / "mark"
+    mark.write_text("1763700000000")
+    mark.chmod(0)
+
+    with pytest.raises(HighWaterMarkError, match="Permission denied"):
+        SimulatedSource(["BTC"], state_file=mark)
+
+
+def test_a_high_water_mark_that_cannot_be_kept_stops_the_source(tmp_path: Path) -> None:
+    mark = tmp_path / "mark"
+    mark.with_suffix(".tmp").mkdir()  # where the next mark is written before it replaces one
+    source = SimulatedSource(["BTC"], state_file=mark)
+
+    with pytest.raises(HighWaterMarkError, match="cannot keep"):
+        source.next_tick("BTC")
 
 
 def test_retry_after_holds_across_polls(api: FakeApi) -> None:

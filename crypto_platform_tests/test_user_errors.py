@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from crypto_platform.settings import Settings, load_settings
+from crypto_platform.sources import simulated_mark
 from crypto_platform.stack.ephemeral import free_ports
 from crypto_platform.stack.kafka_server import KafkaServer
 from crypto_platform_tests.conftest import run_cli
@@ -112,3 +113,19 @@ def test_a_bad_mongodb_uri_is_named_without_its_password() -> None:
     line = one_line_error(result)
     assert "CRYPTO_MONGO_URI" in line and "mongodb://" in line
     assert "s3cret" not in result.stdout + result.stderr
+
+
+def test_a_corrupt_high_water_mark_stops_the_simulated_producer_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """Checked before any server is reached: no stack needed."""
+    mark = simulated_mark(load_settings(data_dir=tmp_path))
+    mark.write_text("17637000000\x00\x00")  # cut short and padded, as after a crash
+
+    result = run_cli(
+        load_settings(data_dir=tmp_path), "produce", "--source", "simulated", "--count", "1"
+    )
+
+    assert result.returncode == 1
+    line = one_line_error(result)
+    assert str(mark) in line and "high-water mark" in line and "restore it" in line

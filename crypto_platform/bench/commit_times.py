@@ -1,6 +1,6 @@
 """When MongoDB committed each insert, read from a change stream (its `wallTime`).
 
-`stored_at_ms` is stamped when the sink hands a batch to MongoDB, so it leaves the write
+`handed_at_ms` is stamped when the sink hands a batch to MongoDB, so it leaves the write
 out; stamping after the acknowledged write would cost a second write per batch. A change
 stream reports each committed insert with the server's commit wall-clock time, which
 puts the write inside the latency figure at no cost to the sink.

@@ -6,12 +6,15 @@ time runs ahead of the clock (one millisecond per tick and symbol): a high-water
 in a small file (`state_file`) makes a restarted source start after every event time the
 last run may have used, and the source waits rather than run more than `MAX_AHEAD_MS` ahead
 (the tick rule refuses event times far ahead of ingest time).
+
+No file is a fresh start. A file that cannot be read or kept, or holds no mark, is an
+error, never a mark of 0: starting from 0 would give new ticks the identities of the last
+run's, which MongoDB then keeps as already stored, the new prices lost.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 import os
 import random
@@ -20,10 +23,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from crypto_platform.errors import PlatformError
 from crypto_platform.sources.base import PriceSource
 from crypto_platform.ticks import MAX_EVENT_AHEAD_MS, Tick, now_ms
-
-log = logging.getLogger(__name__)
 
 # Realistic start prices (USD) and annualised volatilities.
 START_PRICES = {
@@ -35,6 +37,10 @@ SECONDS_PER_YEAR = 365 * 24 * 3600
 BATCH_AT_FULL_SPEED = 500
 MAX_AHEAD_MS = MAX_EVENT_AHEAD_MS // 2
 RESERVE_MS = 5_000  # event time reserved in the state file at a time
+
+
+class HighWaterMarkError(PlatformError):
+    """The high-water-mark file cannot be read or kept: the source would reuse identities."""
 
 
 def _start(symbol: str) -> tuple[float, float]:
@@ -124,17 +130,38 @@ class SimulatedSource(PriceSource):
         try:
             self._state_file.parent.mkdir(parents=True, exist_ok=True)
             partial = self._state_file.with_suffix(".tmp")
-            partial.write_text(str(until_ms))
+            with partial.open("w") as file:  # durable before it replaces the last mark
+                file.write(str(until_ms))
+                file.flush()
+                os.fsync(file.fileno())
             os.replace(partial, self._state_file)
         except OSError as error:
-            log.warning(
-                "simulated: cannot keep the high-water mark in %s: %s", self._state_file, error
-            )
+            raise HighWaterMarkError(
+                f"the simulated source cannot keep its high-water mark in {self._state_file} "
+                f"({error.strerror or error}), so a restart would reuse tick identities: make "
+                "it writable (in Docker it is on the data volume)"
+            ) from error
 
 
 def _read_mark(state_file: Path | None) -> int:
-    """The last run's reserved event time (0 when there is none)."""
-    try:
-        return int(state_file.read_text()) if state_file is not None else 0
-    except (OSError, ValueError):
+    """The last run's reserved event time: 0 without a file (a fresh start), else the file's."""
+    if state_file is None:
         return 0
+    try:
+        raw = state_file.read_bytes()
+    except FileNotFoundError:
+        return 0
+    except OSError as error:
+        raise _unreadable(state_file, error.strerror or str(error)) from error
+    text = raw.decode("ascii", errors="replace").strip()
+    if not text.isdigit() or int(text) <= 0:
+        raise _unreadable(state_file, f"it holds {raw[:40]!r}, not an event time in ms")
+    return int(text)
+
+
+def _unreadable(state_file: Path, why: str) -> HighWaterMarkError:
+    return HighWaterMarkError(
+        f"the simulated source's high-water mark {state_file} is unreadable ({why}): restore "
+        "it from a backup, or delete it to start afresh, accepting that new ticks may reuse "
+        "the last run's identities (MongoDB keeps the old prices for those)"
+    )

@@ -12,6 +12,11 @@ from typing import Any
 
 from pymongo.collection import Collection
 
+# When the sink handed a tick's batch to MongoDB (before the write; see streaming/sink.py).
+HANDED_AT = "handed_at_ms"
+# The same moment in documents stored before the field was named for it.
+LEGACY_STORED_AT = "stored_at_ms"
+
 BAD_PRICE = {
     "$or": [
         {"price": {"$lte": 0}},
@@ -203,13 +208,18 @@ def counts_since(collection: Collection, since_ms: dict[str, int]) -> dict[str, 
     return {name: (result.get(name) or [{"n": 0}])[0]["n"] for name in since_ms}
 
 
-def write_latencies_ms(collection: Collection, since_ms: int, limit: int) -> list[int]:
-    """`stored_at_ms - ingest_time_ms` of the newest `limit` ticks ingested since `since_ms`."""
+def handover_latencies_ms(collection: Collection, since_ms: int, limit: int) -> list[int]:
+    """Hand-over time minus `ingest_time_ms` of the newest `limit` ticks ingested since `since_ms`.
+
+    Reads `handed_at_ms`, or `stored_at_ms` in documents stored before the rename.
+    """
+    handed_at = {"$ifNull": [f"${HANDED_AT}", f"${LEGACY_STORED_AT}"]}
+    stamped = [{name: {"$exists": True}} for name in (HANDED_AT, LEGACY_STORED_AT)]
     pipeline: list[dict[str, Any]] = [
-        {"$match": {"ingest_time_ms": {"$gte": since_ms}, "stored_at_ms": {"$exists": True}}},
+        {"$match": {"ingest_time_ms": {"$gte": since_ms}, "$or": stamped}},
         {"$sort": {"ingest_time_ms": -1}},
         {"$limit": limit},
-        {"$project": {"_id": 0, "ms": {"$subtract": ["$stored_at_ms", "$ingest_time_ms"]}}},
+        {"$project": {"_id": 0, "ms": {"$subtract": [handed_at, "$ingest_time_ms"]}}},
     ]
     return [row["ms"] for row in collection.aggregate(pipeline)]
 

@@ -1,24 +1,36 @@
 """The MongoDB sink: `crypto.prices` into `crypto.prices`, exactly once in effect.
 
 Per poll: parse every message (bad ones to the DLQ, acknowledged), stamp the rest with
-`stored_at_ms` (when handed to MongoDB: the write itself is not in it), insert them
-unordered with a journaled write (a duplicate `_id` means "already stored"), and only
-then commit the offsets. A crash anywhere redelivers at most
+`handed_at_ms`, insert them unordered with a journaled write (a duplicate `_id` means
+"already stored"), and only then commit the offsets. A crash anywhere redelivers at most
 the last poll, which the `_id` makes harmless. MongoDB down, or a write not acknowledged
 by the write concern's members: the poll is retried with backoff until it is stored,
 committing nothing meanwhile. A valid tick that MongoDB still cannot take (it cannot be
 encoded, or the server refuses that document) goes to the DLQ with the server's reason:
 one message never stops the sink.
+
+`handed_at_ms` is when the sink handed the batch to MongoDB, and is named for that: the
+server's own time at the write cannot be in the document, since an insert cannot stamp it
+(only update operators can: `$currentDate`, `$$NOW`), and stamping after the acknowledgement
+would cost a second write per batch. The write itself is measured here instead: each
+batch's time from hand-over to acknowledgement, retries included, in the progress
+(`write_ms_p50`, `write_ms_p99`). Documents stored before the rename carry the same
+moment as `stored_at_ms`.
+
+Every stop is bounded: `close` gives the handed-over batches a few seconds, then ends the
+retries (nothing committed for what was not stored), and closes each client with a timeout.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 from bson import encode
@@ -34,9 +46,10 @@ from crypto_platform.errors import PlatformError
 from crypto_platform.resilience import jittered_backoff
 from crypto_platform.settings import Settings
 from crypto_platform.storage import mongo
+from crypto_platform.storage.mongo_queries import HANDED_AT
 from crypto_platform.streaming.dead_letters import DeadLetters
 from crypto_platform.streaming.kafka_options import kafka_client_options
-from crypto_platform.streaming.ordered_writer import OrderedWriter
+from crypto_platform.streaming.ordered_writer import OrderedWriter, Pause
 from crypto_platform.streaming.progress import Progress
 from crypto_platform.streaming.retention_loss import LostRange, RetentionWatch, record_losses
 from crypto_platform.ticks import InvalidTick, Tick, now_ms
@@ -47,6 +60,9 @@ DUPLICATE_KEY = 11000
 # What encoding a document for MongoDB raises: a value BSON has no type for, an integer
 # beyond 64 bits, a date out of range, a document over the size limit (an InvalidDocument).
 UNENCODABLE = (BSONError, OverflowError, ValueError)
+WRITE_SAMPLES = 1000  # the last batches whose write times the progress percentiles cover
+CLOSE_TIMEOUT_S = 5.0  # what `close` gives the handed-over batches before ending retries
+CLOSE_KAFKA_MS = 5000  # the last commit's and the consumer's close timeout
 
 
 class SinkStopped(PlatformError):
@@ -71,6 +87,17 @@ class SinkStats:
     dead_lettered: int = 0
     write_retries: int = 0
     skipped_offsets: int = 0  # removed by retention before they were read
+    # Each recent batch's write, in ms: from hand-over to MongoDB's acknowledgement.
+    write_ms: deque[float] = field(default_factory=lambda: deque(maxlen=WRITE_SAMPLES))
+
+    def write_percentiles(self) -> dict[str, float]:
+        """`write_ms_p50` and `write_ms_p99` (nearest rank); nothing before the first write."""
+        ordered = sorted(self.write_ms)
+        return {
+            f"write_ms_p{rank}": ordered[math.ceil(rank / 100 * len(ordered)) - 1]
+            for rank in (50, 99)
+            if ordered
+        }
 
 
 def _acknowledgers(write_concern: str) -> int | str:
@@ -171,10 +198,10 @@ class MongoSink:
         self._writer.wait_idle()
         self._commit_written()
 
-    def _commit_written(self) -> None:
+    def _commit_written(self, timeout_ms: int | None = None) -> None:
         offsets = self._writer.take_written()
         if offsets:
-            self._commit(offsets)
+            self._commit(offsets, timeout_ms)
 
     def _note_losses(self, lost: list[LostRange]) -> None:
         """Warn of each range retention removed, count it, and record it in MongoDB."""
@@ -212,23 +239,25 @@ class MongoSink:
         except PyMongoError:
             return -1
 
-    def _store(self, pending: list[Pending], stop: threading.Event) -> None:
-        """The writer's work: stamp `stored_at_ms`, insert, retrying while MongoDB is down.
+    def _store(self, pending: list[Pending], pause: Pause) -> None:
+        """The writer's work: stamp `handed_at_ms`, insert (retried while MongoDB is down), time it.
 
         Documents MongoDB cannot take are dead-lettered (acknowledged) before the batch
         counts as written, so their offsets are committed with it.
         """
-        stored_at = now_ms()
+        handed_at = now_ms()
         for _, document in pending:
-            document["stored_at_ms"] = stored_at
-        refused = self._write_with_retries(pending, stop)
+            document[HANDED_AT] = handed_at
+        started = time.monotonic()
+        refused = self._write_with_retries(pending, pause)
+        self.stats.write_ms.append(round((time.monotonic() - started) * 1000, 1))
         for index, reason in refused.items():
             self._dead_letter(self._write_dead_letters, pending[index][0], reason)
         self._write_dead_letters.flush()
 
-    def _write_with_retries(self, pending: list[Pending], stop: threading.Event) -> dict[int, str]:
+    def _write_with_retries(self, pending: list[Pending], pause: Pause) -> dict[int, str]:
         def sleep_unless_stopped(seconds: float) -> None:
-            if stop.wait(seconds):
+            if pause(seconds):
                 raise SinkStopped("stopped while MongoDB was unreachable")
 
         def note_retry(state: Any) -> None:
@@ -287,9 +316,11 @@ class MongoSink:
             if e.get("code") != DUPLICATE_KEY
         }
 
-    def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+    def _commit(
+        self, offsets: dict[TopicPartition, OffsetAndMetadata], timeout_ms: int | None = None
+    ) -> None:
         try:
-            self.consumer.commit(offsets)
+            self.consumer.commit(offsets, timeout_ms=timeout_ms)
         except CommitFailedError as error:
             # The group rebalanced meanwhile: the new owner gets these messages again,
             # and their _id makes the second write a no-op.
@@ -307,19 +338,23 @@ class MongoSink:
             return -1
         return sum(max(0, ends[tp] - committed[tp]) for tp in partitions)
 
-    def close(self) -> None:
-        """Store and commit what was handed over (unless the writer failed), then leave."""
+    def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
+        """Store and commit what was handed over, for up to `timeout` s, then leave.
+
+        Bounded even when no stop event ended the retries (an error ended the loop during
+        an outage): a write still failing then stops, and its batch stays uncommitted.
+        """
+        self._writer.stop(timeout)
         try:
-            self.flush()
-        except PlatformError as error:
+            self._commit_written(CLOSE_KAFKA_MS)
+        except (PlatformError, KafkaError) as error:
             log.warning(
                 "closing the sink with batches not stored (they were not committed): %s", error
             )
-        self._writer.stop()
         closers = (
             self.dead_letters.close,
             self._write_dead_letters.close,
-            self.consumer.close,
+            lambda: self.consumer.close(timeout_ms=CLOSE_KAFKA_MS),
             self._client.close,
         )
         for closer in closers:
@@ -360,7 +395,7 @@ def run_sink(
     """
     progress = progress or Progress("sink")
 
-    def extra() -> dict[str, int]:
+    def extra() -> dict[str, float]:
         s = sink.stats
         return {
             "inserted": s.inserted,
@@ -368,6 +403,7 @@ def run_sink(
             "dead_lettered": s.dead_lettered,
             "write_retries": s.write_retries,
             "skipped_offsets": s.skipped_offsets,
+            **s.write_percentiles(),
             "lag": sink.lag(),
         }
 
