@@ -624,6 +624,25 @@ def gaps_command(ctx: click.Context, since: Any, until: Any, symbols: str | None
     click.echo(json.dumps([gap_row(gap) for gap in gaps], indent=2))
 
 
+@cli.command("backfill")
+@span_options
+@click.pass_context
+def backfill_command(ctx: click.Context, since: Any, until: Any, symbols: str | None) -> None:
+    """Fill the span's open gaps from each source's own history, through Kafka (idempotent)."""
+    from crypto_platform.completeness.backfill import backfill
+
+    first, last = _span_ms(since, until)
+    stats = backfill(_settings(ctx), first, last, _symbols(symbols))
+    summary = stats.summary()
+    if summary["sent"]:
+        span = f"--since {since:%Y-%m-%dT%H:%M:%S} --until {until:%Y-%m-%dT%H:%M:%S}"
+        span += f" --symbols {symbols}" if symbols else ""
+        summary["then"] = f"once the sink has stored them: crypto-platform repair {span}"
+    click.echo(json.dumps(summary, indent=2))
+    if stats.failed:
+        sys.exit(1)
+
+
 def main() -> None:
     """Run the CLI; a `PlatformError` is a user's problem to fix: print it, no traceback."""
     try:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.sync.server import ServerConnection, serve
@@ -41,21 +41,30 @@ class Request:
     at: float
 
 
+Answer = Callable[[Request], Reply]
+
+
 class FakeApi:
-    """An HTTP server answering from a per-path script; the last reply repeats."""
+    """An HTTP server answering from a per-path script; the last reply repeats.
+
+    A path can also be answered by a function of the request (`answer`): then its scripted
+    replies (a 429, say) are each used once, first, and the function answers the rest.
+    """
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
         self._scripts: dict[str, deque[Reply]] = {}
+        self._answers: dict[str, Answer] = {}
         api = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
-                api.requests.append(
-                    Request(parts.path, parse_qs(parts.query), dict(self.headers), time.monotonic())
+                request = Request(
+                    parts.path, parse_qs(parts.query), dict(self.headers), time.monotonic()
                 )
-                reply = api._next(parts.path)
+                api.requests.append(request)
+                reply = api._next(request)
                 time.sleep(reply.delay)
                 payload = reply.payload()
                 try:
@@ -79,8 +88,14 @@ class FakeApi:
     def script(self, path: str, *replies: Reply) -> None:
         self._scripts[path] = deque(replies)
 
-    def _next(self, path: str) -> Reply:
-        script = self._scripts.get(path)
+    def answer(self, path: str, respond: Answer) -> None:
+        self._answers[path] = respond
+
+    def _next(self, request: Request) -> Reply:
+        script = self._scripts.get(request.path)
+        respond = self._answers.get(request.path)
+        if respond is not None:
+            return script.popleft() if script else respond(request)
         if not script:
             return Reply(404, {"msg": "not found"})
         return script.popleft() if len(script) > 1 else script[0]
@@ -153,6 +168,78 @@ def coinranking_coin(symbol: str, price: str | None, **extra: Any) -> dict:
 
 def coinranking_page(coins: list[dict]) -> dict:
     return {"status": "success", "data": {"stats": {"total": len(coins)}, "coins": coins}}
+
+
+class FakeKlines:
+    """GET /api/v3/klines as Binance answers it, from a price path `close(market, ms)`.
+
+    Honours symbol, interval (those in `intervals`; others answer no klines), startTime,
+    endTime and limit (at most 1000); only klines that have opened by now. Each answer
+    carries X-MBX-USED-WEIGHT-1M: `used_weight(n)` for the n-th answer (default 2 per
+    request, as if all fell in one minute).
+    """
+
+    STEPS: ClassVar[dict[str, int]] = {"1s": 1_000, "1m": 60_000}
+
+    def __init__(
+        self,
+        close: Callable[[str, int], float],
+        *,
+        intervals: tuple[str, ...] = ("1s", "1m"),
+        used_weight: Callable[[int], int] = lambda n: 2 * n,
+    ) -> None:
+        self.close = close
+        self.intervals = intervals
+        self.used_weight = used_weight
+        self.answered = 0
+
+    def __call__(self, request: Request) -> Reply:
+        query = {name: values[0] for name, values in request.query.items()}
+        self.answered += 1
+        headers = {"X-MBX-USED-WEIGHT-1M": str(self.used_weight(self.answered))}
+        step = self.STEPS.get(query["interval"])
+        if step is None or query["interval"] not in self.intervals:
+            return Reply(body=[], headers=headers)
+        now = int(time.time() * 1000)
+        first = -(-int(query.get("startTime", now - 500 * step)) // step) * step
+        last = min(int(query.get("endTime", now)), now)
+        limit = min(int(query.get("limit", 500)), 1000)
+        opens = range(first, last + 1, step)[:limit]
+        return Reply(body=[self.kline(query["symbol"], at, step) for at in opens], headers=headers)
+
+    def kline(self, market: str, open_ms: int, step: int) -> list:
+        close_ms = open_ms + step - 1
+        price = f"{self.close(market, close_ms):.8f}"
+        return [open_ms, price, price, price, price, "1.5", close_ms, "9.0", 3, "0.7", "4.2", "0"]
+
+
+class FakeCoinHistory:
+    """GET /coin/{uuid}/history?timePeriod=... as Coinranking answers it.
+
+    Points counted back from now over the period, `spacing_s[period]` apart (coarser for
+    longer periods), newest first, prices as strings; `price(timestamp_s)` None is a null.
+    """
+
+    PERIODS_S: ClassVar[dict[str, int]] = {
+        "1h": 3_600, "3h": 10_800, "12h": 43_200, "24h": 86_400, "7d": 604_800,
+        "30d": 2_592_000, "3m": 7_776_000, "1y": 31_536_000, "3y": 94_608_000,
+        "5y": 157_680_000,
+    }  # fmt: skip
+
+    def __init__(self, price: Callable[[int], float | None], spacing_s: dict[str, int]) -> None:
+        self.price = price
+        self.spacing_s = spacing_s
+
+    def __call__(self, request: Request) -> Reply:
+        period = request.query.get("timePeriod", ["24h"])[0]
+        step = self.spacing_s[period]
+        now = int(time.time())
+        newest = now - now % step
+        history = []
+        for at in range(newest, now - self.PERIODS_S[period], -step):
+            price = self.price(at)
+            history.append({"price": None if price is None else str(price), "timestamp": at})
+        return Reply(body={"status": "success", "data": {"change": "0.52", "history": history}})
 
 
 class FakeBinanceStream:

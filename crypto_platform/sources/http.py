@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -92,6 +93,10 @@ class ResilientHttp:
 
     def get_json(self, path: str, params: Any = None) -> Any:
         """GET `path` and decode JSON; `SourceUnavailable` when it cannot, after retries."""
+        return self.get_json_and_headers(path, params)[0]
+
+    def get_json_and_headers(self, path: str, params: Any = None) -> tuple[Any, Mapping[str, str]]:
+        """`get_json`, with the answer's headers (a rate-limit count, say; case-insensitive)."""
         wait = self._not_before - time.monotonic()
         if wait > 0:
             raise SourceUnavailable(f"rate limited (Retry-After): next request in {wait:.1f}s")
@@ -103,7 +108,7 @@ class ResilientHttp:
                 f"{self.breaker.reset_timeout:.0f}s"
             ) from None
 
-    def _get_with_retries(self, path: str, params: Any) -> Any:
+    def _get_with_retries(self, path: str, params: Any) -> tuple[Any, Mapping[str, str]]:
         retrying = Retrying(
             retry=retry_if_exception_type(_Retryable),
             stop=stop_after_attempt(self._attempts),
@@ -115,7 +120,7 @@ class ResilientHttp:
         except _Retryable as error:
             raise SourceUnavailable(f"{error} (after {self._attempts} attempts)") from None
         try:
-            return orjson.loads(response.content)
+            return orjson.loads(response.content), response.headers
         except orjson.JSONDecodeError:
             kind = "an HTML page" if b"<html" in response.content[:200].lower() else "bad JSON"
             raise SourceUnavailable(f"answered {kind} instead of JSON") from None
