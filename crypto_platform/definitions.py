@@ -2,8 +2,22 @@
 
 import dagster as dg
 
-from crypto_platform.defs import analytics, ingestion, reports, statistics, streams, supervision
+from crypto_platform.defs import (
+    analytics,
+    completeness,
+    ingestion,
+    reports,
+    statistics,
+    streams,
+    supervision,
+)
 
 defs = dg.Definitions.merge(
-    streams.defs, ingestion.defs, analytics.defs, supervision.defs, statistics.defs, reports.defs
+    streams.defs,
+    ingestion.defs,
+    analytics.defs,
+    supervision.defs,
+    statistics.defs,
+    reports.defs,
+    completeness.defs,
 )

@@ -10,8 +10,16 @@ import pytest
 from crypto_platform.definitions import defs
 from crypto_platform_tests.conftest import REPO
 
-POOLS = {"aggregate_prices": "spark_aggregation", "persist_prices": "mongo_sink"}
-WRITERS = {"aggregate_prices": "spark_aggregation", "persist_prices": "store_ticks"}
+POOLS = {
+    "aggregate_prices": "spark_aggregation",
+    "persist_prices": "mongo_sink",
+    "gap_repair": "gap_repair",
+}
+WRITERS = {
+    "aggregate_prices": "spark_aggregation",
+    "persist_prices": "store_ticks",
+    "gap_repair": "repair_gap",
+}
 
 
 @pytest.mark.parametrize(("job_name", "pool"), POOLS.items())

@@ -18,6 +18,7 @@ def test_definitions_load() -> None:
 
 
 # The asset graph: key -> (group, kinds, parents). A changed key, group or edge shows here.
+HOUR_INPUTS = {"mongo/prices", "cassandra/repaired_hours"}  # an hour's ticks, and its repair
 GRAPH = {
     "sources/binance": ("sources", {"api"}, set()),
     "sources/coinranking": ("sources", {"api"}, set()),
@@ -33,9 +34,13 @@ GRAPH = {
         "analytics", {"spark", "cassandra"}, {"kafka/crypto_prices"}
     ),
     "cassandra/latest_aggregates": ("analytics", {"spark", "cassandra"}, {"kafka/crypto_prices"}),
-    "statistics/price_statistics": ("statistics", {"mongodb", "python"}, {"mongo/prices"}),
-    "statistics/price_jumps": ("statistics", {"mongodb", "python"}, {"mongo/prices"}),
-    "statistics/volatility": ("statistics", {"mongodb", "python"}, {"mongo/prices"}),
+    "statistics/price_statistics": ("statistics", {"mongodb", "python"}, HOUR_INPUTS),
+    "statistics/price_jumps": ("statistics", {"mongodb", "python"}, HOUR_INPUTS),
+    "statistics/volatility": ("statistics", {"mongodb", "python"}, HOUR_INPUTS),
+    "cassandra/repaired_hours": (
+        "completeness", {"cassandra", "mongodb", "python"}, {"mongo/prices"}
+    ),
+    "completeness/hourly_completeness": ("completeness", {"mongodb", "python"}, HOUR_INPUTS),
     "reports/storage_growth_report": (
         "reports",
         {"mongodb", "cassandra", "python"},
@@ -56,6 +61,7 @@ CHECKS = {
     "mongo/prices:kafka_completeness",
     "mongo/prices:retention_loss",
     "mongo/prices:gaps_repaired",
+    "completeness/hourly_completeness:hour_complete",
     "cassandra/prices_by_symbol:positive_prices",
     "cassandra/prices_by_symbol:agrees_with_mongodb",
     "cassandra/aggregates_by_symbol:means_ordered",

@@ -25,6 +25,7 @@ from crypto_platform.ticks import now_ms
 
 __all__ = [
     "GAP_FACTOR",
+    "LOOKBACK_MS",
     "Gap",
     "detect",
     "from_document",
@@ -179,6 +180,9 @@ def recorded(ledger: Collection, since_ms: int, until_ms: int) -> list[Gap]:
 def from_document(document: dict[str, Any]) -> Gap:
     """A ledger document as a `Gap` (its bookkeeping fields left out)."""
     fields: dict[str, Any] = {name: document.get(name) for name in Gap.__dataclass_fields__}
+    # MongoDB may hand 64-bit integers back as `bson.Int64`: plain ints go everywhere.
+    for name in ("start_ms", "end_ms", "expected"):
+        fields[name] = int(fields[name])
     return Gap(**fields)
 
 

@@ -1,7 +1,8 @@
 """Hourly price statistics, jumps and volatility from MongoDB, one partition per UTC hour.
 
 An hour's partition exists once the hour has closed (`end_offset=0`), so `on_missing`
-materialises each hour when it closes; older hours are backfilled from the UI or with
+materialises each hour when it closes, and a repair of the hour materialises it again;
+older hours are backfilled from the UI or with
 `dg launch --assets statistics/price_statistics --partition 2026-01-01-00:00`.
 """
 
@@ -9,6 +10,8 @@ from typing import Any
 
 import dagster as dg
 
+from crypto_platform.defs.completeness.assets import AGAIN_WHEN_REPAIRED, REPAIRED_HOURS
+from crypto_platform.defs.hours import HOURLY
 from crypto_platform.defs.reports.metadata import markdown_table, per_coin
 from crypto_platform.defs.streams.assets import MONGO_PRICES, OWNERS
 from crypto_platform.defs.streams.resources import (
@@ -22,7 +25,6 @@ from crypto_platform.reports import statistics
 from crypto_platform.reports.statistics import Period
 
 GROUP = "statistics"
-HOURLY = dg.HourlyPartitionsDefinition(start_date="2026-01-01-00:00")
 
 PRICE_STATISTICS = dg.AssetKey(["statistics", "price_statistics"])
 PRICE_JUMPS = dg.AssetKey(["statistics", "price_jumps"])
@@ -41,9 +43,9 @@ def _hourly(key: dg.AssetKey, description: str) -> dict[str, Any]:
         "group_name": GROUP,
         "kinds": {"mongodb", "python"},
         "owners": OWNERS,
-        "deps": [MONGO_PRICES],
+        "deps": [MONGO_PRICES, REPAIRED_HOURS],
         "partitions_def": HOURLY,
-        "automation_condition": dg.AutomationCondition.on_missing(),
+        "automation_condition": AGAIN_WHEN_REPAIRED,
     }
 
 

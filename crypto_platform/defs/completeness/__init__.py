@@ -1,0 +1,11 @@
+"""Completeness: each hour's gaps and completeness, their backfill, and the repair of hours."""
+
+import dagster as dg
+
+from crypto_platform.defs.completeness.assets import hourly_completeness, repaired_hours
+from crypto_platform.defs.completeness.jobs import gap_repair
+from crypto_platform.defs.completeness.sensors import gap_sensor
+
+defs = dg.Definitions(
+    assets=[repaired_hours, hourly_completeness], jobs=[gap_repair], sensors=[gap_sensor]
+)

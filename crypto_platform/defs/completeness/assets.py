@@ -1,0 +1,132 @@
+"""Every hour complete, and proven: each hour's gaps and completeness, and its repair.
+
+`cassandra/repaired_hours`: an hour (or a range, in one run) of Cassandra rows recomputed
+from MongoDB (`crypto-platform repair`). The gap automation materialises the hours it
+repairs, and the statistics and completeness of those hours then run again.
+
+`completeness/hourly_completeness`: per source and coin, ticks stored against expected, and
+the gaps overlapping the hour. The partition fails while the hour has a gap not repaired,
+so the UI's per-hour status shows which hours are whole; it runs again when the hour is
+repaired.
+"""
+
+import datetime as dt
+
+import dagster as dg
+
+from crypto_platform.completeness.hours import hour_completeness
+from crypto_platform.completeness.ledger import gap_row
+from crypto_platform.completeness.repair import repair
+from crypto_platform.defs.hours import HOURLY
+from crypto_platform.defs.reports.metadata import markdown_table
+from crypto_platform.defs.streams.assets import MONGO_PRICES, OWNERS
+from crypto_platform.defs.streams.resources import (
+    CassandraResource,
+    KafkaResource,
+    MongoResource,
+    settings_for,
+)
+from crypto_platform.defs.unreachable import explained
+
+GROUP = "completeness"
+REPAIRED_HOURS = dg.AssetKey(["cassandra", "repaired_hours"])
+HOURLY_COMPLETENESS = dg.AssetKey(["completeness", "hourly_completeness"])
+HOUR_COMPLETE = "hour_complete"
+ROW_COLUMNS = ("source", "symbol", "stored", "expected", "unrepaired_gaps", "missing_s",
+               "complete_pct")  # fmt: skip
+GAP_COLUMNS = ("source", "symbol", "start", "end", "ticks_expected", "status", "reason")
+
+
+def _ms(moment: dt.datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+@dg.asset(
+    key=REPAIRED_HOURS,
+    description="Hours of Cassandra rows and windows recomputed from MongoDB (the raw store "
+    "of record): a range of hours is one run.",
+    group_name=GROUP,
+    kinds={"cassandra", "mongodb", "python"},
+    owners=OWNERS,
+    deps=[MONGO_PRICES],
+    partitions_def=HOURLY,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def repaired_hours(
+    context: dg.AssetExecutionContext,
+    kafka: KafkaResource,
+    mongo: MongoResource,
+    cassandra: CassandraResource,
+) -> dg.MaterializeResult:
+    settings = settings_for(kafka, mongo, cassandra)
+    window = context.partition_time_window
+    with explained(settings):
+        stats = repair(settings, _ms(window.start), _ms(window.end), progress=context.log.info)
+    summary = stats.summary()
+    return dg.MaterializeResult(
+        metadata={
+            "ticks_written": stats.ticks_written,
+            "windows_written": stats.windows_written,
+            "ticks_per_s": summary["ticks_per_s"],
+            "seconds": summary["seconds"],
+            "symbols": ", ".join(stats.symbols),
+        }
+    )
+
+
+# Each hour once it has closed, and again whenever a repair rewrote it (late ticks,
+# backfills): the repaired hour's partition of `REPAIRED_HOURS` is materialised. The
+# statistics use it too.
+AGAIN_WHEN_REPAIRED = dg.AutomationCondition.on_missing().ignore(
+    dg.AssetSelection.assets(REPAIRED_HOURS)
+) | (
+    dg.AutomationCondition.any_deps_updated().ignore(dg.AssetSelection.assets(MONGO_PRICES))
+    & ~dg.AutomationCondition.in_progress()
+)
+
+
+@dg.asset(
+    key=HOURLY_COMPLETENESS,
+    description="Per hour, source and coin: ticks stored against ticks expected, and the "
+    "gaps; fails while the hour has a gap not repaired.",
+    group_name=GROUP,
+    kinds={"mongodb", "python"},
+    owners=OWNERS,
+    deps=[MONGO_PRICES, REPAIRED_HOURS],
+    partitions_def=HOURLY,
+    automation_condition=AGAIN_WHEN_REPAIRED,
+    check_specs=[dg.AssetCheckSpec(HOUR_COMPLETE, asset=HOURLY_COMPLETENESS)],
+)
+def hourly_completeness(
+    context: dg.AssetExecutionContext,
+    kafka: KafkaResource,
+    mongo: MongoResource,
+    cassandra: CassandraResource,
+) -> dg.MaterializeResult:
+    settings = settings_for(kafka, mongo, cassandra)
+    with explained(settings):
+        hour = hour_completeness(settings, _ms(context.partition_time_window.start))
+    unrepaired = hour.unrepaired
+    metadata = {
+        "complete": markdown_table(hour.rows, ROW_COLUMNS),
+        "gaps": markdown_table([gap_row(gap) for gap in hour.gaps], GAP_COLUMNS),
+        "ticks_stored": sum(row["stored"] for row in hour.rows),
+        "unrepaired_gaps": len(unrepaired),
+        "missing_s": sum(row["missing_s"] for row in hour.rows),
+    }
+    if unrepaired:
+        raise dg.Failure(
+            description=f"{len(unrepaired)} gaps not repaired in this hour: "
+            + "; ".join(f"{g.source}/{g.symbol} {g.status}" for g in unrepaired[:5]),
+            metadata=metadata,
+        )
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=HOUR_COMPLETE,
+                passed=True,
+                description=f"{len(hour.gaps)} gaps in the hour, every one repaired",
+            )
+        ],
+    )

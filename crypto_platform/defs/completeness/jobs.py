@@ -1,0 +1,116 @@
+"""`gap_repair`: one gap backfilled from its source's history, stored, and its hours repaired.
+
+The op backfills the gap's span (`crypto-platform backfill`), waits until the MongoDB sink
+has stored what it sent (the stream is the one way in), then recomputes the span's
+Cassandra rows from MongoDB (`crypto-platform repair`) and reports each hour it rewrote as
+a materialisation of `cassandra/repaired_hours`: that hour's statistics and completeness
+then run again by their automation conditions. Runs share the pool `gap_repair` (one at a
+time, dagster.yaml), so repairs never compete with each other for the stores.
+"""
+
+import datetime as dt
+import time
+from collections.abc import Iterator
+
+import dagster as dg
+
+from crypto_platform.completeness.backfill import backfill
+from crypto_platform.completeness.repair import repair
+from crypto_platform.defs.completeness.assets import REPAIRED_HOURS
+from crypto_platform.defs.streams.resources import (
+    CassandraResource,
+    KafkaResource,
+    MongoResource,
+    settings_for,
+)
+from crypto_platform.defs.unreachable import explained
+from crypto_platform.errors import PlatformError
+from crypto_platform.settings import Settings
+from crypto_platform.storage import mongo as mongo_store
+
+GAP_TAG = "crypto_platform/gap"
+STORED_TIMEOUT_S = 120.0
+
+
+class GapConfig(dg.Config):
+    """The gap: its source and coin and its span [start_ms, end_ms)."""
+
+    source: str
+    symbol: str
+    start_ms: int
+    end_ms: int
+
+
+def hour_key(hour_ms: int) -> str:
+    """The `HOURLY` partition key of the hour starting at `hour_ms`."""
+    return dt.datetime.fromtimestamp(hour_ms / 1000, dt.UTC).strftime("%Y-%m-%d-%H:%M")
+
+
+def _wait_until_stored(settings: Settings, config: GapConfig, sent: int) -> int:
+    """Backfilled ticks of the gap MongoDB holds, once it holds `sent` of them (or raise)."""
+    query = {
+        "source": config.source,
+        "symbol": config.symbol,
+        "backfilled": True,
+        "event_time_ms": {"$gte": config.start_ms, "$lt": config.end_ms},
+    }
+    client = mongo_store.connect(settings)
+    try:
+        prices = mongo_store.prices_collection(client, settings)
+        deadline = time.monotonic() + STORED_TIMEOUT_S
+        while (stored := prices.count_documents(query)) < sent:
+            if time.monotonic() > deadline:
+                raise PlatformError(
+                    f"the MongoDB sink stored {stored} of the {sent} backfilled ticks within "
+                    f"{STORED_TIMEOUT_S:.0f}s: is persist_prices running?"
+                )
+            time.sleep(1.0)
+        return stored
+    finally:
+        client.close()
+
+
+@dg.op(pool="gap_repair", description="Backfill one gap, wait until it is stored, repair it.")
+def repair_gap(
+    context: dg.OpExecutionContext,
+    config: GapConfig,
+    kafka: KafkaResource,
+    mongo: MongoResource,
+    cassandra: CassandraResource,
+) -> Iterator[dg.AssetMaterialization | dg.Output]:
+    settings = settings_for(kafka, mongo, cassandra)
+    with explained(settings):
+        filled = backfill(
+            settings, config.start_ms, config.end_ms, [config.symbol], progress=context.log.info
+        )
+        sent = sum(fill.sent for fill in filled.filled)
+        stored = _wait_until_stored(settings, config, sent) if sent else 0
+        stats = repair(
+            settings, config.start_ms, config.end_ms, symbols=[config.symbol],
+            progress=context.log.info,
+        )  # fmt: skip
+    for hour in sorted(stats.hours):
+        yield dg.AssetMaterialization(
+            REPAIRED_HOURS,
+            partition=hour_key(hour),
+            metadata={"gap": f"{config.source}/{config.symbol}", "ticks_backfilled": sent},
+        )
+    yield dg.Output(
+        None,
+        metadata={
+            "ticks_sent": sent,
+            "ticks_stored": stored,
+            "ticks_written": stats.ticks_written,
+            "windows_written": stats.windows_written,
+            "hours": ", ".join(hour_key(hour) for hour in sorted(stats.hours)),
+            "backfill": dg.MetadataValue.json(filled.summary()),
+        },
+    )
+
+
+@dg.job(
+    description="Backfill one gap from its source's history and repair the hours it touches.",
+    tags={"crypto_platform/kind": "gap_repair"},
+)
+def gap_repair() -> None:
+    repair_gap()

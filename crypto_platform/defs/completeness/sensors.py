@@ -1,0 +1,102 @@
+"""`gap_sensor`: notices new gaps and launches their repair, one run key per gap and attempt.
+
+Each tick it detects the gaps of the last `LOOKBACK_MS` (the ledger records them), and
+requests a `gap_repair` run for each gap that has closed (a tick came after it) and is
+still open. A gap whose last run failed waits `BACKOFF_BASE_S * 2^(failures - 1)` seconds
+(capped) before its next attempt; at most `MAX_REQUESTS` runs are requested per tick, and
+the pool `gap_repair` runs one at a time.
+"""
+
+import time
+
+import dagster as dg
+
+from crypto_platform.completeness.gaps import Gap
+from crypto_platform.completeness.ledger import find_gaps
+from crypto_platform.defs.completeness.jobs import GAP_TAG, gap_repair
+from crypto_platform.defs.streams.resources import (
+    CassandraResource,
+    KafkaResource,
+    MongoResource,
+    settings_for,
+)
+from crypto_platform.ticks import now_ms
+
+LOOKBACK_MS = 6 * 3_600_000
+CLOSED_MS = 30_000  # a gap whose end is this old is not the head of a live stream
+MAX_REQUESTS = 4
+BACKOFF_BASE_S = 30.0
+BACKOFF_MAX_S = 1800.0
+
+
+def _failures(context: dg.SensorEvaluationContext, gap: Gap) -> tuple[int, float | None]:
+    """Runs of this gap that failed (newest first, in a row) and when the last one ended."""
+    records = context.instance.get_run_records(
+        dg.RunsFilter(job_name=gap_repair.name, tags={GAP_TAG: gap.key}), limit=10
+    )
+    failures, last_end = 0, None
+    for record in records:
+        if record.dagster_run.status != dg.DagsterRunStatus.FAILURE:
+            break
+        failures += 1
+        last_end = last_end or record.end_time
+    return failures, last_end
+
+
+def request_repairs(
+    context: dg.SensorEvaluationContext, gaps: list[Gap]
+) -> dg.SensorResult | dg.SkipReason:
+    """Run requests for the closed, open gaps (the body, apart from reading the ledger)."""
+    now = now_ms()
+    requests, waiting = [], []
+    for gap in gaps:
+        if gap.status != "open" or gap.end_ms > now - CLOSED_MS:
+            continue
+        failures, last_end = _failures(context, gap)
+        wait = min(BACKOFF_BASE_S * 2 ** (failures - 1), BACKOFF_MAX_S) if failures else 0.0
+        if last_end is not None and time.time() < last_end + wait:
+            waiting.append(f"{gap.key} (retry in {last_end + wait - time.time():.0f}s)")
+            continue
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{gap.key}:{failures}",
+                run_config={
+                    "ops": {
+                        "repair_gap": {
+                            "config": {
+                                "source": gap.source,
+                                "symbol": gap.symbol,
+                                "start_ms": gap.start_ms,
+                                "end_ms": gap.end_ms,
+                            }
+                        }
+                    }
+                },
+                tags={GAP_TAG: gap.key},
+            )
+        )
+        if len(requests) == MAX_REQUESTS:
+            break
+    if requests:
+        return dg.SensorResult(run_requests=requests)
+    return dg.SkipReason(
+        f"no closed open gap to repair; waiting: {', '.join(waiting)}" if waiting else
+        "no closed open gap to repair"
+    )  # fmt: skip
+
+
+@dg.sensor(
+    job=gap_repair,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Detects gaps in the last hours and launches their backfill and repair.",
+)
+def gap_sensor(
+    context: dg.SensorEvaluationContext,
+    kafka: KafkaResource,
+    mongo: MongoResource,
+    cassandra: CassandraResource,
+) -> dg.SensorResult | dg.SkipReason:
+    settings = settings_for(kafka, mongo, cassandra)
+    now = now_ms()
+    return request_repairs(context, find_gaps(settings, now - LOOKBACK_MS, now))
