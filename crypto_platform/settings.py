@@ -82,6 +82,11 @@ class Settings(BaseSettings):
         description="Kafka brokers, `host:port[,host:port...]`; the local broker listens on the "
         "first one's port.",
     )
+    kafka_bootstrap_timeout_s: Annotated[float, Field(gt=0)] = Field(
+        10.0,
+        description="How long a Kafka client waits for a broker to answer when it starts, in "
+        "s, before it says the brokers are not reachable.",
+    )
     kafka_topic: str = Field("crypto.prices", description="The tick topic.")
     kafka_dlq_topic: str = Field("crypto.prices.dlq", description="The dead-letter topic.")
     kafka_partitions: Annotated[int, Field(ge=1)] = Field(

@@ -55,11 +55,14 @@ class _AdminClient(KafkaAdminClient):
 
     def __init__(self, settings: Settings) -> None:
         try:
+            # A reading answers within seconds: shorter waits than the platform's clients.
             super().__init__(
-                **kafka_client_options(settings),
+                **{
+                    **kafka_client_options(settings),
+                    "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
+                    "request_timeout_ms": REQUEST_TIMEOUT_MS,
+                },
                 client_id="crypto-platform-api",
-                bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
-                request_timeout_ms=REQUEST_TIMEOUT_MS,
             )
         except KafkaError:
             if hasattr(self, "_net"):  # its IO thread had started

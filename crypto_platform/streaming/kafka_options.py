@@ -20,6 +20,8 @@ def kafka_client_options(settings: Settings) -> dict[str, Any]:
     options: dict[str, Any] = {
         "bootstrap_servers": settings.kafka_bootstrap_servers,
         "security_protocol": protocol,
+        # kafka-python waits 30 s by default: a broker that is down is said sooner.
+        "bootstrap_timeout_ms": int(settings.kafka_bootstrap_timeout_s * 1000),
     }
     if protocol.startswith("SASL_"):
         if not settings.kafka_sasl_username or settings.kafka_sasl_password is None:
