@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import threading
 
+import dagster as dg
 from pyspark.sql import SparkSession
 
 from crypto_platform.completeness.repair import repair
+from crypto_platform.defs.completeness.assets import repaired_hours
+from crypto_platform.defs.completeness.sensors import late_tick_sensor
 from crypto_platform.settings import Settings
 from crypto_platform.spark.job import run_aggregation
 from crypto_platform_tests.conftest import run_cli
@@ -21,6 +24,7 @@ from crypto_platform_tests.spark_helpers import (
     stored_windows,
 )
 from crypto_platform_tests.streaming_helpers import sink_until_idle, stored_count
+from crypto_platform_tests.test_reports import resources
 
 HOUR_MS = 3_600_000
 
@@ -33,24 +37,43 @@ def test_late_ticks_reach_every_window_and_table_through_the_repair(
     for part in (on_time[:300], on_time[300:]):  # two batches: the watermark moves on
         publish(s, part)
         run_aggregation(spark, s, threading.Event(), available_now=True)
+    sink_until_idle(s)
     late = deterministic_ticks(2, start_ms=T0_MS + 30_000, step_ms=20_000, seed=97)
     publish(s, late)
     totals = run_aggregation(spark, s, threading.Event(), available_now=True)
-    sink_until_idle(s)
+    assert sink_until_idle(s).late == len(late)  # the sink sees them late as Spark does
     ticks = on_time + late
     assert totals.dropped_late_rows == len(late) and stored_count(s) == len(ticks)
     assert count_rows(s, "prices_by_symbol") == len(on_time)  # the late ones missed Cassandra
 
-    result = run_cli(s, "repair", "--since", "2026-01-05T12:00", "--until", "2026-01-05T13:00")
+    # The automation: the hour the sink recorded is repaired once its windows are final.
+    with dg.instance_for_test() as instance:
+        with dg.build_sensor_context(instance=instance, resources=resources(s)) as context:
+            result = late_tick_sensor(context)
+        assert isinstance(result, dg.SensorResult)
+        (request,) = result.run_requests or []
+        assert request.partition_key == "2026-01-05-12:00"
+        resources_ = resources(s)
+        with dg.build_sensor_context(
+            instance=instance, resources=resources_, cursor=result.cursor
+        ) as context:
+            assert not late_tick_sensor(context).run_requests  # nothing new since
+        repaired = dg.materialize(
+            [repaired_hours], partition_key=request.partition_key, resources=resources(s),
+            instance=instance,
+        )  # fmt: skip
+    assert repaired.success
+    assert count_rows(s, "prices_by_symbol") == len(ticks)
+    assert_matches(stored_windows(s, ticks), reference_windows(ticks))
+
+    # By hand, over the hour before too (windows that began there): the same rows again.
+    result = run_cli(s, "repair", "--since", "2026-01-05T11:00", "--until", "2026-01-05T13:00")
 
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["symbols"] == ["BTC", "ETH", "SOL"]
     assert summary["ticks_written"] == len(ticks) and summary["hours"][0] == T0_MS - HOUR_MS
-    assert count_rows(s, "prices_by_symbol") == len(ticks)
-    assert_matches(stored_windows(s, ticks), reference_windows(ticks))
-    # Again: the same rows, nothing more.
-    again = repair(s, T0_MS, T0_MS + HOUR_MS)
+    again = repair(s, T0_MS - HOUR_MS, T0_MS + HOUR_MS)
     assert again.ticks_written == len(ticks) and again.windows_written == summary["windows_written"]
     assert count_rows(s, "prices_by_symbol") == len(ticks)
     assert_matches(stored_windows(s, ticks), reference_windows(ticks))

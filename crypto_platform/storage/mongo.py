@@ -34,6 +34,14 @@ def data_loss_collection(client: MongoClient, settings: Settings) -> Collection:
     return client[settings.mongo_database][DATA_LOSS_COLLECTION]
 
 
+# Hours that received ticks behind Spark's watermark (see streaming/late_ticks.py).
+LATE_HOURS_COLLECTION = "late_hours"
+
+
+def late_hours_collection(client: MongoClient, settings: Settings) -> Collection:
+    return client[settings.mongo_database][LATE_HOURS_COLLECTION]
+
+
 # The gaps found in the ticks and what became of them (see completeness/gaps.py).
 GAPS_COLLECTION = "gaps"
 

@@ -49,6 +49,7 @@ from crypto_platform.storage import mongo
 from crypto_platform.storage.mongo_queries import HANDED_AT
 from crypto_platform.streaming.dead_letters import DeadLetters
 from crypto_platform.streaming.kafka_options import kafka_client_options
+from crypto_platform.streaming.late_ticks import LateTicks
 from crypto_platform.streaming.ordered_writer import OrderedWriter, Pause
 from crypto_platform.streaming.progress import Progress
 from crypto_platform.streaming.retention_loss import LostRange, RetentionWatch, record_losses
@@ -87,6 +88,7 @@ class SinkStats:
     dead_lettered: int = 0
     write_retries: int = 0
     skipped_offsets: int = 0  # removed by retention before they were read
+    late: int = 0  # behind Spark's watermark: their hours are recorded for the repair
     # Each recent batch's write, in ms: from hand-over to MongoDB's acknowledgement.
     write_ms: deque[float] = field(default_factory=lambda: deque(maxlen=WRITE_SAMPLES))
 
@@ -150,6 +152,12 @@ class MongoSink:
         self._writer: OrderedWriter[Pending] = OrderedWriter(self._store)
         self._retention = RetentionWatch(self.consumer, "mongo-sink")
         self._losses = mongo.data_loss_collection(self._client, settings)
+        newest = self.collection.find_one({}, {"event_time_ms": 1}, sort=[("event_time_ms", -1)])
+        self._late = LateTicks(
+            settings.aggregate_watermark_s,
+            mongo.late_hours_collection(self._client, settings),
+            newest_ms=int(newest["event_time_ms"]) if newest else 0,
+        )
         self._unrecorded: list[LostRange] = []
 
     def poll_once(
@@ -184,6 +192,7 @@ class MongoSink:
                 dead += 1
         if dead:
             self.dead_letters.flush()
+        self.stats.late += self._late.see(doc["event_time_ms"] for _, doc in documents)
         offsets = {
             tp: OffsetAndMetadata(batch[-1].offset + 1, "", -1)
             for tp, batch in polled.items()
@@ -403,6 +412,7 @@ def run_sink(
             "dead_lettered": s.dead_lettered,
             "write_retries": s.write_retries,
             "skipped_offsets": s.skipped_offsets,
+            "late": s.late,
             **s.write_percentiles(),
             "lag": sink.lag(),
         }

@@ -3,9 +3,11 @@
 import dagster as dg
 
 from crypto_platform.defs.completeness.assets import hourly_completeness, repaired_hours
-from crypto_platform.defs.completeness.jobs import gap_repair
-from crypto_platform.defs.completeness.sensors import gap_sensor
+from crypto_platform.defs.completeness.jobs import gap_repair, repair_hours
+from crypto_platform.defs.completeness.sensors import gap_sensor, late_tick_sensor
 
 defs = dg.Definitions(
-    assets=[repaired_hours, hourly_completeness], jobs=[gap_repair], sensors=[gap_sensor]
+    assets=[repaired_hours, hourly_completeness],
+    jobs=[gap_repair, repair_hours],
+    sensors=[gap_sensor, late_tick_sensor],
 )

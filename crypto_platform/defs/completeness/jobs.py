@@ -17,6 +17,7 @@ import dagster as dg
 from crypto_platform.completeness.backfill import backfill
 from crypto_platform.completeness.repair import repair
 from crypto_platform.defs.completeness.assets import REPAIRED_HOURS
+from crypto_platform.defs.hours import HOURLY
 from crypto_platform.defs.streams.resources import (
     CassandraResource,
     KafkaResource,
@@ -114,3 +115,11 @@ def repair_gap(
 )
 def gap_repair() -> None:
     repair_gap()
+
+
+repair_hours = dg.define_asset_job(
+    "repair_hours",
+    selection=[REPAIRED_HOURS],
+    partitions_def=HOURLY,
+    description="Repair hours of Cassandra rows from MongoDB (late ticks, replayed dead letters).",
+)

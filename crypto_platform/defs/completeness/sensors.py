@@ -1,10 +1,16 @@
-"""`gap_sensor`: notices new gaps and launches their repair, one run key per gap and attempt.
+"""The completeness automation's sensors: gaps to backfill and repair, late hours to repair.
 
-Each tick it detects the gaps of the last `LOOKBACK_MS` (the ledger records them), and
-requests a `gap_repair` run for each gap that has closed (a tick came after it) and is
-still open. A gap whose last run failed waits `BACKOFF_BASE_S * 2^(failures - 1)` seconds
-(capped) before its next attempt; at most `MAX_REQUESTS` runs are requested per tick, and
-the pool `gap_repair` runs one at a time.
+`gap_sensor`: each tick it detects the gaps of the last `LOOKBACK_MS` (the ledger records
+them), and requests a `gap_repair` run for each gap that has closed (a tick came after it)
+and is still open, one run key per gap and attempt. A gap whose last run failed waits
+`BACKOFF_BASE_S * 2^(failures - 1)` seconds (capped) before its next attempt; at most
+`MAX_REQUESTS` runs are requested per tick, and the pool `gap_repair` runs one at a time.
+
+`late_tick_sensor`: the hours the MongoDB sink recorded as having received ticks behind
+Spark's watermark (`late_hours`) are repaired (a `repair_hours` run of that hour's
+partition of `cassandra/repaired_hours`) once Spark's windows over them are final: the
+watermark and a window's length past the hour's end. The run key holds when the hour's
+last late tick came, so each new late arrival repairs the hour once more.
 """
 
 import time
@@ -13,13 +19,14 @@ import dagster as dg
 
 from crypto_platform.completeness.gaps import Gap
 from crypto_platform.completeness.ledger import find_gaps
-from crypto_platform.defs.completeness.jobs import GAP_TAG, gap_repair
+from crypto_platform.defs.completeness.jobs import GAP_TAG, gap_repair, hour_key, repair_hours
 from crypto_platform.defs.streams.resources import (
     CassandraResource,
     KafkaResource,
     MongoResource,
     settings_for,
 )
+from crypto_platform.storage import mongo as mongo_store
 from crypto_platform.ticks import now_ms
 
 LOOKBACK_MS = 6 * 3_600_000
@@ -100,3 +107,55 @@ def gap_sensor(
     settings = settings_for(kafka, mongo, cassandra)
     now = now_ms()
     return request_repairs(context, find_gaps(settings, now - LOOKBACK_MS, now))
+
+
+HOUR_MS = 3_600_000
+SETTLE_MS = 60_000
+
+
+@dg.sensor(
+    job=repair_hours,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Repairs from MongoDB the hours that received ticks behind Spark's watermark.",
+)
+def late_tick_sensor(
+    context: dg.SensorEvaluationContext,
+    kafka: KafkaResource,
+    mongo: MongoResource,
+    cassandra: CassandraResource,
+) -> dg.SensorResult:
+    """Reads only what changed: hours whose last late tick came after the cursor."""
+    settings = settings_for(kafka, mongo, cassandra)
+    final_ms = (settings.aggregate_watermark_s + settings.aggregate_window_s) * 1000 + SETTLE_MS
+    settled_before = now_ms() - final_ms - HOUR_MS  # hours starting before this are final
+    cursor = int(context.cursor or 0)
+    client = mongo_store.connect(settings)
+    try:
+        changed = list(
+            mongo_store.late_hours_collection(client, settings).find(
+                {"last_seen_ms": {"$gt": cursor}}
+            )
+        )
+    finally:
+        client.close()
+    settled = [doc for doc in changed if doc["_id"] <= settled_before]
+    waiting = [int(doc["last_seen_ms"]) for doc in changed if doc["_id"] > settled_before]
+    # The cursor passes every hour handled, never one still waiting for its windows.
+    seen = [int(doc["last_seen_ms"]) for doc in changed]
+    next_cursor = min(waiting) - 1 if waiting else max(seen, default=cursor)
+    requests = [
+        dg.RunRequest(
+            run_key=f"late:{int(doc['_id'])}:{int(doc['last_seen_ms'])}",
+            partition_key=hour_key(int(doc["_id"])),
+        )
+        for doc in settled
+    ]
+    if requests:
+        return dg.SensorResult(run_requests=requests, cursor=str(next_cursor))
+    return dg.SensorResult(
+        skip_reason=f"{len(waiting)} hours with late ticks wait for their windows to be final"
+        if waiting
+        else "no new late ticks",
+        cursor=str(next_cursor),
+    )

@@ -1,0 +1,65 @@
+"""Hours that received ticks the Spark job drops as late: what the repair must redo.
+
+Spark drops a tick older than its watermark (the newest event time of the batches before,
+less `CRYPTO_AGGREGATE_WATERMARK_S`) before it reaches a window, and the dropped rows are
+seen nowhere but in a count. The MongoDB sink reads the same topic and sees every tick, so
+it applies the same rule: a tick older than the newest event time stored before its poll
+(in MongoDB when the sink starts, then its own polls), less the watermark, is late. Its
+hour is recorded in MongoDB (`late_hours`: a count and when the last one came), and the
+completeness automation repairs the hour from MongoDB once Spark's windows over it are
+final.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+
+from pymongo.collection import Collection
+from pymongo.errors import PyMongoError
+
+from crypto_platform.ticks import now_ms
+
+log = logging.getLogger(__name__)
+
+__all__ = ["HOUR_MS", "LateTicks"]
+
+HOUR_MS = 3_600_000
+
+
+class LateTicks:
+    """The sink's view of Spark's watermark, and the hours of the ticks behind it."""
+
+    def __init__(self, watermark_s: int, late_hours: Collection, newest_ms: int = 0) -> None:
+        self._watermark_ms = watermark_s * 1000
+        self._late_hours = late_hours
+        self._newest = newest_ms  # the newest event time stored before this poll
+        self._pending: Counter[int] = Counter()
+
+    def see(self, event_times_ms: Iterable[int]) -> int:
+        """Count this poll's late ticks by hour; returns how many were late."""
+        times = list(event_times_ms)
+        if not times:
+            return 0
+        mark = self._newest - self._watermark_ms
+        late = [t for t in times if t < mark]
+        self._pending.update(t - t % HOUR_MS for t in late)
+        self._newest = max(self._newest, max(times))
+        if self._pending:
+            self._record()
+        return len(late)
+
+    def _record(self) -> None:
+        """Add the pending counts to `late_hours` (kept for the next poll if MongoDB is down)."""
+        stamp = now_ms()
+        try:
+            for hour, count in list(self._pending.items()):
+                self._late_hours.update_one(
+                    {"_id": hour},
+                    {"$inc": {"count": count}, "$max": {"last_seen_ms": stamp}},
+                    upsert=True,
+                )
+                del self._pending[hour]
+        except PyMongoError as error:
+            log.warning("could not record the late ticks' hours yet (%s); will try again", error)
