@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from kafka import KafkaProducer
 
 from crypto_platform.settings import Settings
@@ -16,7 +18,7 @@ from crypto_platform.streaming.dlq_replay import replay_group
 from crypto_platform.streaming.topics import admin_client
 from crypto_platform.ticks import Tick, now_ms
 from crypto_platform_tests.conftest import run_cli
-from crypto_platform_tests.streaming_helpers import stored_ids, topic_size
+from crypto_platform_tests.streaming_helpers import stored_ids, topic_size, wait_for
 
 
 def dead_letter(producer: KafkaProducer, settings: Settings, value: bytes, *extra: tuple) -> None:
@@ -66,3 +68,31 @@ def test_replay_republishes_valid_dead_letters_once(settings: Settings) -> None:
     assert "replayed 2 dead letters" in run_cli(settings, "dlq", "replay").stdout
     assert run_cli(settings, "consume", "--until-idle", "3").returncode == 0
     assert sorted(stored_ids(settings)) == sorted(tick.identity for tick in ticks)
+
+
+def test_a_dead_letter_still_invalid_stays_replayable_for_a_later_replay(
+    settings: Settings,
+) -> None:
+    now = now_ms()
+    valid = Tick(source="replay", symbol="ETH", price=2.0, event_time_ms=now, ingest_time_ms=now)
+    # Invalid for another few seconds: more than 5 minutes ahead of the clock that reads it.
+    ahead = now + 5 * 60_000 + 4_000
+    fields = {"source": "replay", "symbol": "BTC", "price": 1.0}
+    soon = json.dumps({**fields, "event_time_ms": ahead, "ingest_time_ms": ahead}).encode()
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    dead_letter(producer, settings, soon)
+    dead_letter(producer, settings, valid.to_json())
+    producer.flush()
+    producer.close()
+
+    first = run_cli(settings, "dlq", "replay")
+    assert "replayed 1 dead letters" in first.stdout and "1 still invalid" in first.stdout
+    assert run_cli(settings, "consume", "--until-idle", "3").returncode == 0
+    wait_for(lambda: now_ms() > ahead - 5 * 60_000, 30, "the tick to be no longer ahead")
+
+    second = run_cli(settings, "dlq", "replay")
+
+    assert "replayed 1 dead letters" in second.stdout, second.stdout  # the one now valid
+    assert "1 already stored (replayed before)" in second.stdout  # not sent twice
+    assert topic_size(settings, settings.kafka_topic) == 2
+    assert "replayed 0 dead letters" in run_cli(settings, "dlq", "replay").stdout
