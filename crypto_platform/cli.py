@@ -215,13 +215,17 @@ def _source(settings: Settings, options: dict) -> PriceSource:
 
 @cli.command()
 @source_options
+@click.option(
+    "--ledger", type=click.Path(path_type=Path, dir_okay=False),
+    help="Append each tick the broker acknowledged to this file (the chaos run's ground truth).",
+)  # fmt: skip
 @click.pass_context
-def produce(ctx: click.Context, **options: Any) -> None:
+def produce(ctx: click.Context, ledger: Path | None, **options: Any) -> None:
     """Publish ticks from a source to Kafka until stopped (or --count / --duration)."""
     settings = _settings(ctx)
     stop = _stop_on_signals()
     source = _source(settings, options)
-    producer = TickProducer(settings)
+    producer = TickProducer(settings, ledger=ledger)
     try:
         stats = run_producer(
             source, producer, stop, count=options["count"], duration=options["duration"]
@@ -348,6 +352,12 @@ def aggregate(ctx: click.Context, available_now: bool) -> None:
     "(results in latest[-quick]-spark.*).",
 )
 @click.option(
+    "--repair-only",
+    is_flag=True,
+    help="Only the repair row: a span of ticks in MongoDB recomputed into Cassandra, beside "
+    "a bare read and write (results in latest[-quick]-repair.*).",
+)
+@click.option(
     "--soak", "soak_minutes", type=click.IntRange(min=2), metavar="MINUTES",
     help="Only the soak: the whole pipeline at 1,000 ticks/s for MINUTES, figures per minute "
     "and whether they stay flat (results in soak.json, soak.md; exit 1 if not flat).",
@@ -360,24 +370,27 @@ def bench(
     out: Path,
     api_only: bool,
     spark_only: bool,
+    repair_only: bool,
     soak_minutes: int | None,
 ) -> None:
     """Throughput and latency of producer, sink, Spark and API, beside bare clients (same run)."""
     from crypto_platform.bench.report import summarise, write
-    from crypto_platform.bench.runner import run_benchmark
+    from crypto_platform.bench.runner import Part, run_benchmark
 
-    if api_only and spark_only:
-        raise click.UsageError("--api-only and --spark-only exclude each other")
+    chosen: dict[Part, bool] = {"api": api_only, "spark": spark_only, "repair": repair_only}
+    parts = [name for name, on in chosen.items() if on]
+    if len(parts) > 1:
+        raise click.UsageError("--api-only, --spark-only and --repair-only exclude each other")
     if soak_minutes is not None:
-        if quick or api_only or spark_only:
-            raise click.UsageError("--soak runs alone: no --quick, --api-only or --spark-only")
+        if quick or parts:
+            raise click.UsageError("--soak runs alone: no --quick nor a part of the bench")
         _soak(_settings(ctx), soak_minutes, own_stack=not use_running_stack, out=out)
         return
     results = run_benchmark(
         _settings(ctx),
         quick=quick,
         own_stack=not use_running_stack,
-        only="api" if api_only else "spark" if spark_only else None,
+        only=parts[0] if parts else None,
         say=click.echo,
     )
     summary = summarise(results, quick=quick)
@@ -416,6 +429,10 @@ def _soak(settings: Settings, minutes: int, *, own_stack: bool, out: Path) -> No
     help="Comma-separated subset, in order (default: all): kill-producer, kill-sink, "
     "kill-spark, restart-broker, stop-mongodb, stop-cassandra.",
 )  # fmt: skip
+@click.option(
+    "--repeat", type=click.IntRange(min=1), default=3, show_default=True,
+    help="Run each fault this many times (all faults, then all again); each run is a row.",
+)  # fmt: skip
 @click.option("--keep", is_flag=True, help="Keep the chaos stack's data dir for inspection.")
 @click.option(
     "--out", type=click.Path(path_type=Path, file_okay=False),
@@ -429,19 +446,20 @@ def chaos(
     phase_seconds: float,
     outage_seconds: float,
     fault_keys: list[str] | None,
+    repeat: int,
     keep: bool,
     out: Path,
 ) -> None:
     """Faults under load on a stack of its own, then every acknowledged tick accounted for.
 
-    Exit 1 if any fault lost or duplicated a tick, a window miscounted, or the pipeline
-    did not recover.
+    Exit 1 if any fault lost (by the broker or by us) or duplicated a tick, a window or a
+    latest row is wrong, or the pipeline did not recover.
     """
     from crypto_platform.chaos.faults import select
     from crypto_platform.chaos.report import write
     from crypto_platform.chaos.runner import Plan, run_chaos
 
-    plan = Plan(rate, select(fault_keys), phase_seconds, outage_seconds)
+    plan = Plan(rate, select(fault_keys), phase_seconds, outage_seconds, repeat)
     result = run_chaos(_settings(ctx), plan, keep=keep)
     json_path, table_path = write(result, out)
     click.echo("\n" + table_path.read_text())

@@ -27,6 +27,7 @@ TARGETS = {
     "api_rps_ratio": (">=", 0.5),
     "api_p99_ms_200": ("<", 50.0),
     "push_p99_ms": ("<", 1000.0),
+    "repair_ratio": (">=", 0.7),
 }
 # Where each headline figure sits in the results (a run of the API part alone has only those).
 HEADLINES: dict[str, Callable[[dict[str, Any]], float]] = {
@@ -44,6 +45,8 @@ HEADLINES: dict[str, Callable[[dict[str, Any]], float]] = {
     "api_rps_ratio": lambda r: r["api"]["ratio"],
     "api_p99_ms_200": lambda r: r["api"]["paced"]["p99_ms"],
     "push_p99_ms": lambda r: r["api"]["push"]["p99_ms"],
+    "repair_rows_per_s": lambda r: r["repair"]["ours_per_s"],
+    "repair_ratio": lambda r: r["repair"]["ratio"],
 }
 PACKAGES = (
     "kafka-python",
@@ -111,6 +114,13 @@ def markdown(summary: dict[str, Any]) -> str:
         lines += _spark_rows(d["spark"], ok, summary["targets"])
     if "api" in d:
         lines += _api_rows(d["api"], ok)
+    if "repair" in d:
+        r = d["repair"]
+        lines.append(
+            f"| repair from MongoDB, ticks/s ({r['ticks']:,} ticks, {r['windows_written']:,} "
+            f"windows) | {r['ours_per_s']:,} | {r['bare_per_s']:,} (pymongo read + "
+            f"cassandra-driver write) | {r['ratio']} | >= 0.7: {ok['repair_ratio']} |"
+        )
     if "spark" in d:
         lines += _phase_table(d["spark"])
     if "scaling" in d:
@@ -206,12 +216,16 @@ def _api_rows(a: dict[str, Any], ok: dict[str, str]) -> list[str]:
 def write(summary: dict[str, Any], directory: Path) -> tuple[Path, Path]:
     """`<stamp>[-quick][-api].json/.md` and `latest[-quick][-api].json/.md` under `directory`.
 
-    A run of the API or Spark part alone is `-api` or `-spark`, so it never replaces a
-    whole run's results.
+    A run of the Spark, API or repair part alone is `-spark`, `-api` or `-repair`, so it
+    never replaces a whole run's results.
     """
     directory.mkdir(parents=True, exist_ok=True)
     details = summary["details"]
-    part = "" if "producer" in details else "-spark" if "spark" in details else "-api"
+    part = next(
+        (f"-{name}" for name in ("spark", "api", "repair") if name in details and "producer"
+         not in details),
+        "",
+    )  # fmt: skip
     kind = ("-quick" if summary["quick"] else "") + part
     stamp = summary["generated_at"].replace(":", "").replace("+0000", "Z")
     text = json.dumps(summary, indent=2, default=str)

@@ -29,15 +29,16 @@ class Sizes:
     scaling_ticks: int
     scaling_symbols: tuple[int, ...] = (3, 100, 1000)
     api_seconds: float = 20.0
+    repair_ticks: int = 300_000
 
 
-QUICK = Sizes(30_000, 30_000, 10, 100_000, 20, 10_000, api_seconds=8.0)
+QUICK = Sizes(30_000, 30_000, 10, 100_000, 20, 10_000, api_seconds=8.0, repair_ticks=30_000)
 # The full catch-up reads 300,000 ticks, not 1,000,000: the local Kafka stand-in (noida-db
 # 0.2.3) serves a 300,000-message topic to a bare kafka-python consumer at ~114,000/s, but
 # did not hand out the first 200,000 of a 1,000,000-message one within 15 minutes.
 FULL = Sizes(200_000, 200_000, 30, 300_000, 60, 50_000)
 
-Part = Literal["spark", "api"]
+Part = Literal["spark", "api", "repair"]
 
 
 def run_benchmark(
@@ -63,6 +64,8 @@ def _measure(
         results |= _measure_spark(settings, sizes, say, scaling=only is None)
     if only in (None, "api"):
         results |= _measure_api(settings, sizes, say)
+    if only in (None, "repair"):
+        results |= _measure_repair(settings, sizes, say)
     return results
 
 
@@ -134,6 +137,17 @@ def _measure_api(settings: Settings, sizes: Sizes, say: Callable[[str], None]) -
     measured = partial(api_throughput_and_latency, settings, sizes.api_seconds)
     name = f"API and push, {sizes.api_seconds:.0f} s of load each"
     return {"api": _step(say, settings, name, measured)}
+
+
+def _measure_repair(settings: Settings, sizes: Sizes, say: Callable[[str], None]) -> dict[str, Any]:
+    from crypto_platform.bench.repair import repair_beside_bare
+
+    name = (
+        f"repair from MongoDB, {sizes.repair_ticks:,} ticks, beside a bare pymongo read "
+        "and cassandra-driver write"
+    )
+    measured = partial(repair_beside_bare, settings, sizes.repair_ticks, symbols(3))
+    return {"repair": _step(say, settings, name, measured)}
 
 
 def _step(
