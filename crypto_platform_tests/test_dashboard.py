@@ -1,15 +1,20 @@
-"""The dashboard in Debian's chromium (Playwright): cards with the right prices, live charts."""
+"""The dashboard in Debian's chromium (Playwright): prices, live charts, gaps shaded on them."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
+from crypto_platform.completeness.gaps import Gap, mark_unrepairable
+from crypto_platform.completeness.ledger import find_gaps
 from crypto_platform.settings import Settings
+from crypto_platform.storage import mongo
+from crypto_platform.ticks import Tick
 from crypto_platform_tests.api_helpers import NOW, running_api, tick_row, write_ticks, write_window
 
 pytestmark = pytest.mark.browser  # drives Debian's chromium
@@ -91,6 +96,190 @@ def test_cards_show_the_prices_and_the_charts_grow_with_new_data(
             btc = page.locator('[data-symbol="BTC"] .price')
             assert btc.inner_text() == "$64,500.00"
             page.screenshot(path=tmp_path / f"dashboard-{viewport}-live.png", full_page=True)
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        finally:
+            browser.close()
+
+    assert overflow <= 0, f"the page is wider than a {width}px screen"
+    assert not errors
+
+
+# The gap test: 20 minutes of BTC with two holes, in Cassandra (what the chart draws) and in
+# MongoDB (what the gap ledger is found from, a tick every 2 s: the simulator's cadence).
+SPAN_START = NOW - dt.timedelta(minutes=20)
+HOLE_A = (SPAN_START + dt.timedelta(minutes=5), SPAN_START + dt.timedelta(minutes=8))
+HOLE_B = (SPAN_START + dt.timedelta(minutes=12), SPAN_START + dt.timedelta(minutes=14))
+REASON = "Coinranking's history is too coarse for this span"
+Holes = list[tuple[dt.datetime, dt.datetime]]
+
+
+def _ms(moment: dt.datetime) -> int:
+    return int(moment.replace(tzinfo=dt.UTC).timestamp() * 1000)
+
+
+def _outside_holes(times: range, holes: Holes) -> list[int]:
+    return [t for t in times if not any(_ms(a) <= t < _ms(b) for a, b in holes)]
+
+
+def _store(settings: Settings, start: dt.datetime, end: dt.datetime, holes: Holes) -> None:
+    """Ticks every 2 s into MongoDB, the raw store the gaps are found in."""
+    times = _outside_holes(range(_ms(start), _ms(end), 2000), holes)
+    client = mongo.connect(settings)
+    try:
+        mongo.prices_collection(client, settings).insert_many(
+            [
+                Tick(
+                    source="simulated",
+                    symbol="BTC",
+                    price=64_000.0,
+                    event_time_ms=t,
+                    ingest_time_ms=t,
+                ).to_document()
+                for t in times
+            ]
+        )
+    finally:
+        client.close()
+
+
+def _chart_ticks(
+    symbol: str, base: float, start: dt.datetime, end: dt.datetime, holes: Holes
+) -> list[dict[str, object]]:
+    """Ticks every 10 s into Cassandra, the line the chart draws."""
+    times = _outside_holes(range(_ms(start), _ms(end) + 1, 10_000), holes)
+    return [
+        tick_row(
+            symbol,
+            round(base * (1 + 0.002 * math.sin(t / 90_000)), 2),
+            dt.datetime.fromtimestamp(t / 1000, dt.UTC).replace(tzinfo=None),
+            name=symbol.title(),
+            change_24h_pct=1.5,
+        )
+        for t in times
+    ]
+
+
+def _record_gaps(settings: Settings) -> list[Gap]:
+    return find_gaps(settings, _ms(SPAN_START), _ms(NOW), symbols=["BTC"])
+
+
+@pytest.fixture
+def gaps_api(settings: Settings) -> Iterator[str]:
+    holes = [HOLE_A, HOLE_B]
+    write_ticks(settings, _chart_ticks("BTC", 64_000.0, SPAN_START, NOW, holes))
+    write_ticks(settings, _chart_ticks("ETH", 3_210.0, SPAN_START, NOW, []))
+    for symbol, price in (("BTC", 64_000.0), ("ETH", 3_210.0)):
+        for minute in range(5, 20):
+            means = (price * 1.0004, price, price * 0.9996)
+            start = SPAN_START + dt.timedelta(minutes=minute - 5)
+            write_window(settings, symbol, start, means, latest=minute == 19)
+    # MongoDB runs on past the span, so BTC has no open gap at its head.
+    _store(settings, SPAN_START, NOW + dt.timedelta(minutes=5), holes)
+    found = _record_gaps(settings)
+    assert [g.status for g in found] == ["open", "open"]
+    client = mongo.connect(settings)
+    try:
+        mark_unrepairable(mongo.gaps_collection(client, settings), found[1], REASON)
+    finally:
+        client.close()
+    with running_api(settings) as base:
+        yield base
+
+
+# In a band's middle column, read from the canvas: [r, g, b] every 4 px down the plot area.
+COLUMN = """([symbol, from, to]) => {
+  const chart = Chart.getChart(document.querySelector(`[data-symbol=${symbol}] canvas`));
+  const x = chart.scales.x.getPixelForValue((from + to) / 2);
+  const { top, bottom } = chart.chartArea;
+  const ratio = chart.currentDevicePixelRatio;
+  const column = [];
+  for (let y = top + 3; y < bottom - 3; y += 4) {
+    const pixel = chart.ctx.getImageData(Math.round(x * ratio), Math.round(y * ratio), 1, 1);
+    column.push([...pixel.data.slice(0, 3)]);
+  }
+  return column;
+}"""
+
+
+def _column(page: Page, hole: tuple[dt.datetime, dt.datetime]) -> list[list[int]]:
+    return page.evaluate(COLUMN, ["BTC", _ms(hole[0]), _ms(hole[1])])
+
+
+def _share(column: list[list[int]], test: Callable[[int, int, int], bool]) -> float:
+    return sum(1 for pixel in column if test(*pixel)) / len(column)
+
+
+def red(r: int, g: int, b: int) -> bool:  # the open band's translucent red
+    return r - max(g, b) > 20
+
+
+def hatched(r: int, g: int, b: int) -> bool:  # the unrepairable band's grey hatch
+    return r > 55 and not red(r, g, b)
+
+
+def background(r: int, g: int, b: int) -> bool:  # the card's own dark blue (or a grid line)
+    return r < 45 and not red(r, g, b)
+
+
+def _open_dashboard(page: Page, api: str) -> None:
+    page.goto(api + "/")
+    page.wait_for_selector('#connection[data-state="live"]', timeout=15_000)
+    page.wait_for_selector('[data-symbol="BTC"] .gaps[data-open]', timeout=15_000)
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_gaps_are_shaded_on_the_chart_and_shown_repaired_once_filled(
+    gaps_api: str, settings: Settings, viewport: str, tmp_path: Path
+) -> None:
+    width, height = VIEWPORTS[viewport]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            _open_dashboard(page, gaps_api)
+
+            btc = page.locator('[data-symbol="BTC"]')
+            caption = btc.locator(".gaps")
+            assert caption.inner_text() == "1 gap open, 1 unrepairable in this view"
+            assert REASON in (caption.get_attribute("title") or "")
+            eth = page.locator('[data-symbol="ETH"] .gaps').inner_text()
+            assert eth == "no gaps in this view"
+            open_band, unrepairable_band = _column(page, HOLE_A), _column(page, HOLE_B)
+            assert _share(open_band, red) > 0.8, open_band
+            assert _share(unrepairable_band, hatched) > 0.6, unrepairable_band
+            between = (HOLE_A[1] + dt.timedelta(minutes=1), HOLE_B[0] - dt.timedelta(minutes=1))
+            assert _share(_column(page, between), background) > 0.8  # no band where no gap
+            btc.scroll_into_view_if_needed()
+            page.screenshot(path=tmp_path / f"dashboard-gaps-{viewport}.png", full_page=True)
+
+            # Hovering the unrepairable band tells why.
+            box = btc.locator("canvas").bounding_box()
+            assert box is not None
+            x = page.evaluate(
+                """(t) => Chart.getChart(document.querySelector('[data-symbol=BTC] canvas'))
+                   .scales.x.getPixelForValue(t)""",
+                _ms(HOLE_B[0]) + 60_000,
+            )
+            page.mouse.move(box["x"] + x, box["y"] + box["height"] / 2)
+            title = btc.locator("canvas").get_attribute("title") or ""
+            assert title.startswith("unrepairable gap") and REASON in title
+
+            # The hole is backfilled (MongoDB, then Cassandra by the repair) and found again.
+            _store(settings, HOLE_A[0], HOLE_A[1], [])
+            write_ticks(settings, _chart_ticks("BTC", 64_000.0, HOLE_A[0], HOLE_A[1], []))
+            assert [g.status for g in _record_gaps(settings)] == ["repaired", "unrepairable"]
+            _open_dashboard(page, gaps_api)
+
+            assert caption.inner_text() == "1 unrepairable, 1 repaired in this view"
+            repaired_band = _column(page, HOLE_A)
+            assert _share(repaired_band, red) == 0, repaired_band
+            assert _share(repaired_band, lambda r, g, b: g - r >= 12) > 0.6, repaired_band
+            assert _share(_column(page, HOLE_B), hatched) > 0.6
+            page.screenshot(
+                path=tmp_path / f"dashboard-gaps-{viewport}-repaired.png", full_page=True
+            )
             overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         finally:
             browser.close()

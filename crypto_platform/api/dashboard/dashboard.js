@@ -1,11 +1,13 @@
 // The live dashboard: a card and a chart per coin, fed by the API's REST endpoints once
-// and then by the Server-Sent Events of /stream (no polling). Only real values are shown.
+// and then by the Server-Sent Events of /stream. Only real values are shown. The one thing
+// read again on a timer is the gap ledger (/gaps), which no event announces.
 "use strict";
 
 const HISTORY_MINUTES = 30;
 const MAX_POINTS = 600;
 const STALE_S = 60;
-const cards = new Map(); // symbol -> {element, chart, latest, windows: Map(start -> point)}
+const GAPS_REFRESH_S = 30;
+const cards = new Map(); // symbol -> {element, chart, latest, windows: Map(start -> point), gaps}
 
 const number = (value, digits) =>
   value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
@@ -20,16 +22,102 @@ async function getJSON(path) {
   return response.json();
 }
 
+// Gaps are bands over [start, end] behind the lines: open ones red, unrepairable ones grey
+// and hatched, repaired ones only outlined in green.
+const GAP_STYLES = {
+  open: { fill: "rgba(255, 107, 107, 0.30)", line: "rgba(255, 107, 107, 0.75)" },
+  unrepairable: { fill: null, line: "rgba(170, 178, 196, 0.80)" },
+  repaired: { fill: "rgba(46, 204, 113, 0.06)", line: "rgba(46, 204, 113, 0.60)", dash: [3, 3] },
+};
+
+function hatch() {
+  const tile = document.createElement("canvas");
+  tile.width = tile.height = 8;
+  const ctx = tile.getContext("2d");
+  ctx.fillStyle = "rgba(130, 138, 156, 0.45)";
+  ctx.fillRect(0, 0, 8, 8);
+  ctx.strokeStyle = "rgba(200, 206, 220, 0.55)";
+  ctx.lineWidth = 1.5;
+  ctx.beginPath();
+  ctx.moveTo(0, 8); ctx.lineTo(8, 0); ctx.moveTo(-2, 2); ctx.lineTo(2, -2);
+  ctx.moveTo(6, 10); ctx.lineTo(10, 6);
+  ctx.stroke();
+  return tile;
+}
+
+// The pixels [left, right] of a gap on the chart's x scale, clipped to the plot area.
+function gapPixels(chart, gap) {
+  const { left, right } = chart.chartArea;
+  const x = chart.scales.x;
+  const from = Math.max(left, x.getPixelForValue(gap.from));
+  const to = Math.min(right, x.getPixelForValue(gap.to));
+  return to > from ? [from, Math.max(to, from + 2)] : null; // a short gap stays visible
+}
+
+const gapBands = {
+  id: "gapBands",
+  beforeDatasetsDraw(chart) {
+    const gaps = chart.$gaps || [];
+    if (!gaps.length) return;
+    const { ctx, chartArea: { top, bottom } } = chart;
+    ctx.save();
+    for (const gap of gaps) {
+      const span = gapPixels(chart, gap);
+      if (!span) continue;
+      const style = GAP_STYLES[gap.status] || GAP_STYLES.open;
+      const [from, to] = span;
+      ctx.fillStyle = style.fill || (chart.$hatch ||= ctx.createPattern(hatch(), "repeat"));
+      ctx.fillRect(from, top, to - from, bottom - top);
+      ctx.strokeStyle = style.line;
+      ctx.lineWidth = 1;
+      ctx.setLineDash(style.dash || []);
+      ctx.strokeRect(from + 0.5, top + 0.5, to - from - 1, bottom - top - 1);
+    }
+    ctx.restore();
+  },
+};
+
+function describeGap(gap) {
+  const ticks = `${gap.ticks_expected} ticks ${gap.status === "repaired" ? "filled" : "missing"}`;
+  const span = `${clock(gap.from)}–${clock(gap.to)} UTC, ${ticks} (${gap.source})`;
+  const why = gap.status === "unrepairable" ? `: ${gap.reason || "no reason given"}` : "";
+  return `${gap.status} gap ${span}${why}`;
+}
+
+// Hovering a band names it (the canvas's title is the browser's own tooltip).
+function hoverGap(event, elements, chart) {
+  const { top, bottom } = chart.chartArea;
+  const inside = event.y >= top && event.y <= bottom;
+  const gap = inside && (chart.$gaps || []).find((g) => {
+    const span = gapPixels(chart, g);
+    return span && event.x >= span[0] && event.x <= span[1];
+  });
+  chart.canvas.title = gap ? describeGap(gap) : "";
+}
+
+// The price line across a gap not repaired is dotted: no tick was seen there.
+function acrossGap(segment) {
+  const from = segment.p0.parsed.x;
+  const to = segment.p1.parsed.x;
+  const gaps = segment.chart.$gaps || [];
+  return gaps.some((g) => g.status !== "repaired" && from < g.to && to > g.from);
+}
+
 function makeChart(canvas) {
   const line = (label, color, dash) => ({
     label, data: [], borderColor: color, backgroundColor: color, borderWidth: dash ? 1.5 : 2,
     borderDash: dash || [], pointRadius: 0, tension: 0,
   });
+  const price = {
+    ...line("price", "#4dabf7"),
+    segment: { borderDash: (s) => (acrossGap(s) ? [2, 4] : undefined) },
+  };
   return new Chart(canvas, {
     type: "line",
+    plugins: [gapBands],
     data: {
       datasets: [
-        line("price", "#4dabf7"),
+        price,
         line("arithmetic mean", "#f7b731", [6, 3]),
         line("geometric mean", "#2ecc71", [2, 2]),
         line("harmonic mean", "#e056fd", [8, 3, 2, 3]),
@@ -38,6 +126,7 @@ function makeChart(canvas) {
     options: {
       animation: false, responsive: true, maintainAspectRatio: false, parsing: false,
       interaction: { mode: "nearest", intersect: false },
+      onHover: hoverGap,
       scales: {
         x: { type: "linear", ticks: { color: "#8d96ab", maxTicksLimit: 5, callback: clock },
              grid: { color: "#232b40" } },
@@ -61,7 +150,7 @@ function card(symbol) {
   const after = [...container.children].find((other) => other.dataset.symbol > symbol);
   container.insertBefore(element, after || null);
   const entry = { element, chart: makeChart(element.querySelector("canvas")), latest: null,
-                  windows: new Map() };
+                  windows: new Map(), gaps: [] };
   cards.set(symbol, entry);
   return entry;
 }
@@ -132,6 +221,60 @@ function trim(entry) {
   entry.chart.update("none");
 }
 
+// The recorded gaps of the span the chart shows, drawn as bands and told in the caption.
+function showGaps(symbol, gaps) {
+  const entry = card(symbol);
+  const chart = entry.chart;
+  chart.$gaps = gaps.map((g) => ({ ...g, from: ms(g.start), to: ms(g.end) }));
+  // The x scale reaches the gaps too: an open gap at the head runs past the last tick.
+  const since = Date.now() - HISTORY_MINUTES * 60_000;
+  const x = chart.options.scales.x;
+  const bounds = chart.$gaps.flatMap((g) => [g.from, g.to]);
+  x.suggestedMin = bounds.length ? Math.max(since, Math.min(...bounds)) : undefined;
+  x.suggestedMax = bounds.length ? Math.min(Date.now(), Math.max(...bounds)) : undefined;
+  const count = (status) => gaps.filter((g) => g.status === status).length;
+  const counts = { open: count("open"), unrepairable: count("unrepairable"),
+                   repaired: count("repaired") };
+  const caption = entry.element.querySelector(".gaps");
+  caption.replaceChildren();
+  const parts = [];
+  if (counts.open) parts.push(["open", `${counts.open} gap${counts.open > 1 ? "s" : ""} open`]);
+  if (counts.unrepairable) parts.push(["unrepairable", `${counts.unrepairable} unrepairable`]);
+  if (counts.repaired) parts.push(["repaired", `${counts.repaired} repaired`]);
+  parts.forEach(([status, text], i) => {
+    if (i) caption.append(", ");
+    const key = document.createElement("span");
+    key.className = `gap-key ${status}`;
+    caption.append(key, text);
+  });
+  caption.append(parts.length ? " in this view" : "no gaps in this view");
+  caption.title = chart.$gaps.map(describeGap).join("\n");
+  caption.classList.toggle("alert", counts.open + counts.unrepairable > 0);
+  Object.entries(counts).forEach(([status, n]) => { caption.dataset[status] = String(n); });
+  chart.update("none");
+}
+
+async function loadGaps(symbol) {
+  const until = new Date();
+  const since = new Date(until.getTime() - HISTORY_MINUTES * 60_000);
+  const span = `since=${encodeURIComponent(since.toISOString())}` +
+    `&until=${encodeURIComponent(until.toISOString())}`;
+  try {
+    showGaps(symbol, await getJSON(`/gaps/${symbol}?${span}`));
+  } catch (error) { // MongoDB down: say so rather than "no gaps"
+    const entry = card(symbol);
+    entry.chart.$gaps = [];
+    entry.chart.update("none");
+    const caption = entry.element.querySelector(".gaps");
+    caption.textContent = "gaps unknown: the gap ledger did not answer";
+    caption.title = error.message;
+    caption.classList.add("alert");
+    ["open", "unrepairable", "repaired"].forEach((status) => delete caption.dataset[status]);
+  }
+}
+
+const loadAllGaps = () => Promise.all([...cards.keys()].map(loadGaps));
+
 function showPipeline(p) {
   const set = (id, value) => { document.getElementById(id).textContent = value; };
   const count = (v) => (v == null ? "–" : v.toLocaleString("en-US"));
@@ -158,6 +301,7 @@ async function load() {
     history.filter((w) => ms(w.end_time) <= Date.now()).forEach(addWindow);
   }));
   windows.forEach(addWindow);
+  await loadAllGaps();
   getJSON("/pipeline").then(showPipeline).catch(() => {});
 }
 
@@ -177,6 +321,7 @@ function listen() {
 }
 
 setInterval(() => cards.forEach(showAge), 1000);
+setInterval(loadAllGaps, GAPS_REFRESH_S * 1000);
 load().catch((error) => {
   document.getElementById("connection").textContent = `API error: ${error.message}`;
 }).finally(listen);
