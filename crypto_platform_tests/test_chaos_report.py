@@ -1,9 +1,10 @@
 """The chaos results and table, from crafted ledgers, store checks and faults (no server).
 
 Each tick belongs to the phase its ingest time falls in: before the first fault, or from
-one fault's injection to the next one's. A lost or duplicated tick must show in its
-fault's row and fail the run; so must a wrong window, a stray stored tick and a fault the
-pipeline never recovered from.
+one fault's injection to the next one's. A tick lost by the broker, lost by us or
+duplicated must show in its fault's row and fail the run; so must a wrong window or latest
+row, a stray stored tick and a fault the pipeline never recovered from. A tick the topic
+holds twice (resent) is shown and is no failure.
 """
 
 from __future__ import annotations
@@ -14,20 +15,26 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from crypto_platform.chaos.compare import (
     Ledger,
     StoreCheck,
     TickKey,
-    WindowCheck,
+    check_broker,
     check_store,
-    compare_windows,
-    expected_windows,
     ledger_of,
 )
 from crypto_platform.chaos.faults import FAULTS, select
+from crypto_platform.chaos.recompute import Expected, WindowValue, expected
 from crypto_platform.chaos.report import BASELINE, FaultRun, markdown, results, write
+from crypto_platform.chaos.windows_check import (
+    LatestCheck,
+    WindowCheck,
+    compare_latest,
+    compare_windows,
+)
 from crypto_platform.errors import ConfigurationError
 from crypto_platform.ticks import Tick
 
@@ -49,9 +56,9 @@ TICKS = [
 ]
 KILL_SINK, STOP_MONGODB = select(["kill-sink", "stop-mongodb"])
 FAULT_RUNS = [
-    FaultRun(KILL_SINK.key, KILL_SINK.label(OUTAGE_S), T0_MS + 60_000, T0_MS + 60_100, 5.0),
+    FaultRun(KILL_SINK.key, KILL_SINK.label(OUTAGE_S), 1, T0_MS + 60_000, T0_MS + 60_100, 5.0),
     FaultRun(
-        STOP_MONGODB.key, STOP_MONGODB.label(OUTAGE_S), T0_MS + 120_000, T0_MS + 140_000, 25.0
+        STOP_MONGODB.key, STOP_MONGODB.label(OUTAGE_S), 1, T0_MS + 120_000, T0_MS + 140_000, 25.0
     ),
 ]
 
@@ -60,31 +67,55 @@ def key(tick: Tick) -> TickKey:
     return (tick.source, tick.symbol, tick.event_time_ms)
 
 
-def ledger() -> Ledger:
-    return ledger_of(tick.to_json() for tick in TICKS)
+def ledger(ticks: list[Tick] = TICKS) -> Ledger:
+    return ledger_of(tick.to_json() for tick in ticks)
+
+
+def acknowledged() -> dict[TickKey, int]:
+    """The producers' ledgers: every tick acknowledged."""
+    return {key(tick): tick.ingest_time_ms for tick in TICKS}
 
 
 def stored_once() -> Counter[TickKey]:
     return Counter(key(tick) for tick in TICKS)
 
 
+def recomputed() -> Expected:
+    frame = pd.DataFrame(
+        [(t.source, t.symbol, t.event_time_ms, t.price) for t in TICKS],
+        columns=["source", "symbol", "event_time_ms", "price"],
+    )
+    return expected(frame, WINDOW_S, SLIDE_S)
+
+
 def clean_windows() -> WindowCheck:
-    expected = expected_windows(ledger(), WINDOW_S, SLIDE_S)
-    return compare_windows(expected, dict(expected))
+    windows = recomputed().windows
+    return compare_windows(windows, dict(windows))
+
+
+def clean_latest() -> LatestCheck:
+    want = recomputed()
+    return compare_latest(want, dict(want.latest_prices), dict(want.latest_windows))
 
 
 def run(
     *,
+    topic: Ledger | None = None,
     mongodb: Counter[TickKey] | None = None,
     cassandra: Counter[TickKey] | None = None,
     windows: WindowCheck | None = None,
+    latest: LatestCheck | None = None,
     faults: list[FaultRun] | None = None,
 ) -> dict[str, Any]:
-    """The results of a run whose stores hold what is given (by default every tick once)."""
-    topic = ledger()
+    """The results of a run with every tick in a producer's ledger.
+
+    The topic and the stores hold what is given, by default every tick once.
+    """
+    topic = ledger() if topic is None else topic
+    broker = check_broker(acknowledged(), topic)
     stores: dict[str, StoreCheck] = {
-        "mongodb": check_store(topic, stored_once() if mongodb is None else mongodb),
-        "cassandra": check_store(topic, stored_once() if cassandra is None else cassandra),
+        name: check_store(topic, broker.acknowledged, stored_once() if copies is None else copies)
+        for name, copies in (("mongodb", mongodb), ("cassandra", cassandra))
     }
     return results(
         options={
@@ -95,10 +126,12 @@ def run(
             "window_seconds": WINDOW_S,
             "slide_seconds": SLIDE_S,
         },
-        ledger=topic,
+        topic=topic,
+        broker=broker,
         faults=FAULT_RUNS if faults is None else faults,
         stores=stores,
         windows=clean_windows() if windows is None else windows,
+        latest=clean_latest() if latest is None else latest,
         restarts={
             "producer": {"restarts": 0, "failures": 0, "leftovers": 0},
             "sink": {"restarts": 1, "failures": 0, "leftovers": 0},
@@ -121,21 +154,26 @@ def test_a_clean_run_passes_with_every_tick_in_its_phase() -> None:
     result = run()
 
     assert result["passed"] is True
-    assert [(r["fault"], r["ticks"], r["lost"], r["duplicated"]) for r in result["faults"]] == [
-        (BASELINE, 6, 0, 0),
-        ("SIGKILL MongoDB sink (restarted)", 6, 0, 0),
-        ("MongoDB stopped for 20 s", 6, 0, 0),
+    counts = ("ticks", "lost_by_broker", "lost_by_us", "duplicated", "resent")
+    assert [(r["fault"], *(r[c] for c in counts)) for r in result["faults"]] == [
+        (BASELINE, 6, 0, 0, 0, 0),
+        ("SIGKILL MongoDB sink (restarted)", 6, 0, 0, 0, 0),
+        ("MongoDB stopped for 20 s", 6, 0, 0, 0, 0),
     ]
     assert row(result, "MongoDB stopped for 20 s")["ticks_during"] == 3  # T0+120s ... T0+145s
     assert result["topic"] == {"messages": 18, "distinct_ticks": 18, "resent_copies": 0,
                                "invalid": 0}  # fmt: skip
-    assert result["windows"]["wrong"] == 0
+    assert result["broker"] == {"acknowledged": 18, "lost_by_broker": 0, "not_in_ledger": 0,
+                                "lost_examples": []}  # fmt: skip
+    assert result["windows"]["wrong"] == 0 and result["latest"] == {
+        "checked": 2, "wrong": 0, "wrong_examples": []
+    }  # fmt: skip
     table = markdown(result)
     assert "Result: PASSED." in table
     assert table_row(table, "SIGKILL MongoDB sink (restarted)") == (
-        "| SIGKILL MongoDB sink (restarted) | 1 | 0 | 0 | 5.0 |"
+        "| SIGKILL MongoDB sink (restarted) | 1 | 1 | 0 | 0 | 0 | 0 | 5.0 |"
     )
-    assert "mongodb: 0 lost, 0 duplicated, 0 not in the topic" in table
+    assert "mongodb: 0 lost, 0 duplicated, 0 never acknowledged" in table
     assert "spark-driver 0 restarts (1 after failing by itself)" in table
 
 
@@ -147,15 +185,15 @@ def test_a_lost_tick_fails_the_run_in_its_faults_row() -> None:
 
     assert result["passed"] is False
     outage = row(result, "MongoDB stopped for 20 s")
-    assert (outage["lost"], outage["lost_mongodb"], outage["lost_cassandra"]) == (1, 1, 0)
-    assert outage["duplicated"] == 0
-    assert all(r["lost"] == 0 for r in result["faults"] if r is not outage)
+    assert (outage["lost_by_us"], outage["lost_mongodb"], outage["lost_cassandra"]) == (1, 1, 0)
+    assert outage["duplicated"] == 0 and outage["lost_by_broker"] == 0
+    assert all(r["lost_by_us"] == 0 for r in result["faults"] if r is not outage)
     assert result["stores"]["mongodb"]["lost_examples"] == [TICKS[13].identity]
     table = markdown(result)
     assert "Result: FAILED." in table
     assert (
         table_row(table, "MongoDB stopped for 20 s")
-        == "| MongoDB stopped for 20 s | 3 | 1 | 0 | 25.0 |"
+        == "| MongoDB stopped for 20 s | 1 | 3 | 0 | 1 | 0 | 0 | 25.0 |"
     )
     assert "mongodb: 1 lost, 0 duplicated" in table
 
@@ -167,7 +205,8 @@ def test_a_tick_lost_from_both_stores_counts_once_in_its_row() -> None:
     result = run(mongodb=both, cassandra=both)
 
     sink_row = row(result, "SIGKILL MongoDB sink (restarted)")
-    assert (sink_row["lost"], sink_row["lost_mongodb"], sink_row["lost_cassandra"]) == (1, 1, 1)
+    lost = (sink_row["lost_by_us"], sink_row["lost_mongodb"], sink_row["lost_cassandra"])
+    assert lost == (1, 1, 1)
     assert result["passed"] is False
 
 
@@ -180,41 +219,98 @@ def test_a_duplicated_tick_fails_the_run_in_its_phases_row() -> None:
     assert result["passed"] is False
     baseline = row(result, BASELINE)
     assert (baseline["duplicated"], baseline["duplicated_cassandra"]) == (1, 1)
-    assert baseline["lost"] == 0
+    assert baseline["lost_by_us"] == 0
     assert result["stores"]["cassandra"]["duplicated"] == 1
-    assert table_row(markdown(result), BASELINE) == f"| {BASELINE} | 6 | 0 | 1 | - |"
+    assert table_row(markdown(result), BASELINE) == f"| {BASELINE} | - | 6 | 0 | 0 | 1 | 0 | - |"
 
 
-def test_a_wrong_window_count_fails_the_run() -> None:
-    expected = expected_windows(ledger(), WINDOW_S, SLIDE_S)
-    stored = dict(expected)
-    window = min(stored)
-    stored[window] -= 1
+def test_a_tick_lost_by_the_broker_fails_the_run_in_its_faults_row() -> None:
+    # Acknowledged (in the ledger) at T0+125s, gone from the topic after the run; the sink
+    # had stored it, so the stores do not call it unknown.
+    gone = TICKS[12]
 
-    result = run(windows=compare_windows(expected, stored))
+    result = run(topic=ledger([tick for tick in TICKS if tick is not gone]))
 
     assert result["passed"] is False
-    assert all(r["lost"] == 0 and r["duplicated"] == 0 for r in result["faults"])
+    outage = row(result, "MongoDB stopped for 20 s")
+    assert (outage["lost_by_broker"], outage["lost_by_us"]) == (1, 0)
+    assert result["broker"]["lost_examples"] == [gone.identity]
+    assert result["stores"]["mongodb"]["not_acknowledged"] == 0
+    assert "1 lost by the broker" in markdown(result)
+
+
+def test_a_tick_the_topic_holds_twice_is_resent_not_a_failure() -> None:
+    result = run(topic=ledger([*TICKS, TICKS[8]]))  # resent after a producer reset
+
+    assert result["passed"] is True
+    assert row(result, "SIGKILL MongoDB sink (restarted)")["resent"] == 1
+    assert result["topic"]["resent_copies"] == 1
+
+
+def test_a_wrong_window_mean_fails_the_run() -> None:
+    want = recomputed().windows
+    stored = dict(want)
+    window = min(stored)
+    right = stored[window]
+    stored[window] = WindowValue(
+        right.tick_count, right.arithmetic_mean, right.geometric_mean * (1 + 1e-6),
+        right.harmonic_mean,
+    )  # fmt: skip
+
+    result = run(windows=compare_windows(want, stored))
+
+    assert result["passed"] is False
+    assert all(r["lost_by_us"] == 0 and r["duplicated"] == 0 for r in result["faults"])
     assert result["windows"]["wrong"] == 1
-    assert result["windows"]["wrong_examples"][0]["stored"] == expected[window] - 1
+    example = result["windows"]["wrong_examples"][0]
+    assert example["stored"]["geometric_mean"] != example["expected"]["geometric_mean"]
     table = markdown(result)
     assert "Result: FAILED." in table
-    assert f"{result['windows']['checked']:,} checked, 1 with a wrong tick count." in table
+    assert f"{result['windows']['checked']:,} checked, 1 with a wrong tick count or mean" in table
 
 
-def test_a_stored_tick_the_topic_never_held_fails_the_run() -> None:
+def test_a_wrong_latest_row_fails_the_run() -> None:
+    want = recomputed()
+    event_ms, price = want.latest_prices["BTC"]
+
+    result = run(latest=compare_latest(want, {"BTC": (event_ms, price + 1)},
+                                       dict(want.latest_windows)))  # fmt: skip
+
+    assert result["passed"] is False
+    assert result["latest"]["wrong_examples"] == [
+        {"table": "latest_prices", "symbol": "BTC", "stored": (event_ms, price + 1),
+         "expected": (event_ms, price)}
+    ]  # fmt: skip
+    assert "latest rows: 2 checked, 1 wrong" in markdown(result)
+
+
+def test_each_run_of_a_repeated_fault_has_its_own_row() -> None:
+    again = FaultRun(KILL_SINK.key, KILL_SINK.label(OUTAGE_S), 2, T0_MS + 150_000,
+                     T0_MS + 150_100, 4.0)  # fmt: skip
+
+    result = run(faults=[*FAULT_RUNS, again])
+
+    sink_rows = [r for r in result["faults"] if r["fault"] == KILL_SINK.label(OUTAGE_S)]
+    assert [(r["run"], r["ticks"]) for r in sink_rows] == [(1, 6), (2, 3)]
+    table = markdown(result).splitlines()
+    assert sum(line.startswith(f"| {KILL_SINK.label(OUTAGE_S)} | 2 |") for line in table) == 1
+
+
+def test_a_stored_tick_never_acknowledged_fails_the_run() -> None:
     mongodb = stored_once()
     mongodb[("simulated", "BTC", T0_MS + 1)] = 1
 
     result = run(mongodb=mongodb)
 
     assert result["passed"] is False
-    assert result["stores"]["mongodb"]["not_in_topic"] == 1
-    assert all(r["lost"] == 0 and r["duplicated"] == 0 for r in result["faults"])
+    assert result["stores"]["mongodb"]["not_acknowledged"] == 1
+    assert all(r["lost_by_us"] == 0 and r["duplicated"] == 0 for r in result["faults"])
 
 
 def test_a_fault_never_recovered_from_fails_the_run() -> None:
-    never = FaultRun(KILL_SINK.key, KILL_SINK.label(OUTAGE_S), T0_MS + 60_000, T0_MS + 60_100, None)
+    never = FaultRun(
+        KILL_SINK.key, KILL_SINK.label(OUTAGE_S), 1, T0_MS + 60_000, T0_MS + 60_100, None
+    )
 
     result = run(faults=[never, FAULT_RUNS[1]])
 

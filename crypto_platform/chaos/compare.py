@@ -1,30 +1,32 @@
-"""Tick by tick: what the broker acknowledged against what MongoDB and Cassandra hold.
+"""Tick by tick: what the broker acknowledged against the topic, MongoDB and Cassandra.
 
-The ground truth is the whole tick topic read after the run: the producer sends with
-acks=all, so every message the broker holds was acknowledged, and nothing else was. A
-tick is known by its identity (source, symbol, event time); it is lost from a store when
-the topic has it and the store does not, duplicated when the store holds it more than
-once. Each aggregates_by_symbol window must count exactly the distinct topic ticks in it.
+The ground truth is the producers' own ledgers of acknowledged ticks (`ack_ledger`),
+written as they go: a tick the broker acknowledged and then lost (the local broker does on
+a SIGTERM restart) is in a ledger and not in the topic read after the run, "lost by the
+broker". A tick is known by its identity (source, symbol, event time); it is lost by us
+from a store when the topic has it and the store does not, duplicated when the store holds
+it more than once. The topic may hold a tick twice after the producer resent it ("resent").
+A SIGKILLed producer loses its unwritten ledger lines, so ticks in the topic count as
+acknowledged too.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from crypto_platform.chaos.recompute import TickKey
 from crypto_platform.settings import Settings
-from crypto_platform.spark.windows import window_starts
 from crypto_platform.storage import cassandra, cassandra_queries, mongo
+from crypto_platform.streaming.ack_ledger import read_ack_ledger
 from crypto_platform.streaming.topics import read_to_end
 from crypto_platform.ticks import InvalidTick, Tick
 
 log = logging.getLogger(__name__)
 
-TickKey = tuple[str, str, int]  # source, symbol, event_time_ms: the tick's identity
-WindowKey = tuple[str, int]  # symbol, window start (epoch s)
 EXAMPLES = 5
 READ_TIMEOUT_S = 600.0  # the whole topic of a long run, on a busy machine
 
@@ -37,6 +39,15 @@ class Ledger:
     messages: int = 0
     invalid: int = 0
     resent: Counter[TickKey] = field(default_factory=Counter)
+
+
+def read_ledgers(paths: Iterable[Path]) -> dict[TickKey, int]:
+    """The union of the producers' ledgers: each acknowledged tick and its ingest time."""
+    acknowledged: dict[TickKey, int] = {}
+    for path in paths:
+        with path.open(encoding="utf-8") as lines:
+            acknowledged.update(read_ack_ledger(lines))
+    return acknowledged
 
 
 def read_topic(settings: Settings) -> Ledger:
@@ -78,13 +89,14 @@ def _days(first_ms: int, last_ms: int) -> list[str]:
     return cassandra_queries.days_between(first_ms, last_ms + 1)
 
 
-def cassandra_copies(settings: Settings, ledger: Ledger) -> Counter[TickKey]:
-    """How many prices_by_symbol rows hold each tick, over every partition the ticks touch."""
+def cassandra_copies(settings: Settings, keys: Iterable[TickKey]) -> Counter[TickKey]:
+    """How many prices_by_symbol rows hold each tick, over every partition `keys` touch."""
     copies: Counter[TickKey] = Counter()
-    times = [key[2] for key in ledger.ingest_ms]
+    keys = list(keys)
+    times = [key[2] for key in keys] or [0]
     cluster, session = cassandra.connect(settings)
     try:
-        for symbol in sorted({key[1] for key in ledger.ingest_ms}):
+        for symbol in sorted({key[1] for key in keys}):
             for day in _days(min(times), max(times)):
                 for source, event_ms in cassandra_queries.price_keys(
                     session, settings.cassandra_keyspace, symbol, day
@@ -96,92 +108,53 @@ def cassandra_copies(settings: Settings, ledger: Ledger) -> Counter[TickKey]:
 
 
 @dataclass(frozen=True)
+class BrokerCheck:
+    """The producers' ledgers against the topic read after the run."""
+
+    acknowledged: dict[TickKey, int]  # ledgers and topic together: tick -> ingest ms
+    lost: set[TickKey]  # in a ledger, not in the topic: lost by the broker
+    not_in_ledger: int  # in the topic only: a SIGKILLed producer's unwritten lines
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "acknowledged": len(self.acknowledged),
+            "lost_by_broker": len(self.lost),
+            "not_in_ledger": self.not_in_ledger,
+            "lost_examples": [":".join(map(str, key)) for key in sorted(self.lost)[:EXAMPLES]],
+        }
+
+
+def check_broker(ledgers: dict[TickKey, int], topic: Ledger) -> BrokerCheck:
+    return BrokerCheck(
+        acknowledged={**ledgers, **topic.ingest_ms},
+        lost={key for key in ledgers if key not in topic.ingest_ms},
+        not_in_ledger=sum(1 for key in topic.ingest_ms if key not in ledgers),
+    )
+
+
+@dataclass(frozen=True)
 class StoreCheck:
-    """One store against the topic."""
+    """One store against the topic and the ledgers."""
 
     lost: set[TickKey]
     duplicated: dict[TickKey, int]  # tick -> copies beyond the first
-    unknown: int  # stored ticks the topic never held
+    unknown: int  # stored ticks no producer had acknowledged
 
     def summary(self) -> dict[str, object]:
         return {
             "lost": len(self.lost),
             "duplicated": sum(self.duplicated.values()),
-            "not_in_topic": self.unknown,
+            "not_acknowledged": self.unknown,
             "lost_examples": [":".join(map(str, key)) for key in sorted(self.lost)[:EXAMPLES]],
         }
 
 
-def check_store(ledger: Ledger, copies: Counter[TickKey]) -> StoreCheck:
+def check_store(
+    topic: Ledger, acknowledged: Collection[TickKey], copies: Counter[TickKey]
+) -> StoreCheck:
+    """Lost by us: in the topic, not in the store."""
     return StoreCheck(
-        lost={key for key in ledger.ingest_ms if copies[key] == 0},
+        lost={key for key in topic.ingest_ms if copies[key] == 0},
         duplicated={key: n - 1 for key, n in copies.items() if n > 1},
-        unknown=sum(1 for key in copies if key not in ledger.ingest_ms),
+        unknown=sum(1 for key in copies if key not in acknowledged),
     )
-
-
-@dataclass(frozen=True)
-class WindowCheck:
-    """aggregates_by_symbol against the topic's distinct ticks per window."""
-
-    checked: int
-    wrong: list[tuple[WindowKey, int | None, int]]  # window, stored count (None: no row), topic
-
-    def summary(self) -> dict[str, object]:
-        return {
-            "checked": self.checked,
-            "wrong": len(self.wrong),
-            "wrong_examples": [
-                {
-                    "symbol": symbol,
-                    "window_start": dt.datetime.fromtimestamp(start, dt.UTC).isoformat(),
-                    "stored": stored,
-                    "expected": expected,
-                }
-                for (symbol, start), stored, expected in self.wrong[:EXAMPLES]
-            ],
-        }
-
-
-def check_windows(settings: Settings, ledger: Ledger) -> WindowCheck:
-    """Every window a topic tick falls in must have a row counting exactly its ticks.
-
-    The job writes windows in update mode, so a window still open when the run ends has
-    a row counting the ticks so far; the final available-now pass has seen every tick, so
-    no window is left out of the check.
-    """
-    window_s, slide_s = settings.aggregate_window_s, settings.aggregate_slide_s
-    expected = expected_windows(ledger, window_s, slide_s)
-    stored: dict[WindowKey, int] = {}
-    starts = [start for _, start in expected]
-    cluster, session = cassandra.connect(settings)
-    try:
-        for symbol in sorted({symbol for symbol, _ in expected}):
-            for day in _days(min(starts) * 1000, max(starts) * 1000):
-                for row in cassandra_queries.aggregate_windows(
-                    session, settings.cassandra_keyspace, symbol, window_s, day
-                ):
-                    start = int(row["window_start"].replace(tzinfo=dt.UTC).timestamp())
-                    stored[(symbol, start)] = row["tick_count"]
-    finally:
-        cluster.shutdown()
-    return compare_windows(expected, stored)
-
-
-def expected_windows(ledger: Ledger, window_s: int, slide_s: int) -> Counter[WindowKey]:
-    """How many distinct topic ticks each (symbol, window start) holds."""
-    expected: Counter[WindowKey] = Counter()
-    for _, symbol, event_ms in ledger.ingest_ms:
-        for start in window_starts(event_ms, window_s, slide_s):
-            expected[(symbol, start)] += 1
-    return expected
-
-
-def compare_windows(expected: Counter[WindowKey], stored: dict[WindowKey, int]) -> WindowCheck:
-    """Every window either side holds; wrong where the stored count (None: no row) differs."""
-    wrong = [
-        (window, stored.get(window), expected[window])
-        for window in sorted(set(expected) | set(stored))
-        if stored.get(window) != expected[window]
-    ]
-    return WindowCheck(len(set(expected) | set(stored)), wrong)

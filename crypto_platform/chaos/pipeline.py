@@ -74,10 +74,21 @@ class Pipeline:
         """Our environment with the chaos stack's settings (secrets too: never logged)."""
         return {**os.environ, **self.settings.as_env(), "PYTHONUNBUFFERED": "1"}
 
+    @property
+    def ledger_dir(self) -> Path:
+        """Where each producer process writes its ledger of acknowledged ticks."""
+        return self.run_dir / "ledgers"
+
+    def _argv(self, component: Component) -> list[str]:
+        if component.name != PRODUCER:
+            return component.argv
+        ledger = self.ledger_dir / f"producer-{component.restarts}.ledger"  # one per process
+        return [*component.argv, "--ledger", str(ledger)]
+
     def start(self, name: str) -> None:
         with self._lock:
             component = self.components[name]
-            component.leader = component.process.start(component.argv, env=self.env)
+            component.leader = component.process.start(self._argv(component), env=self.env)
             component.held = False
             log.info("%s: started (pid %d)", name, component.leader)
 

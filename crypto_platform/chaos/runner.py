@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crypto_platform.chaos import compare
+from crypto_platform.chaos import compare, recompute
 from crypto_platform.chaos.faults import Fault, Target
 from crypto_platform.chaos.pipeline import DRIVER, PRODUCER, SINK, Pipeline
 from crypto_platform.chaos.report import FaultRun, results
 from crypto_platform.chaos.watch import Watch
+from crypto_platform.chaos.windows_check import check_cassandra
 from crypto_platform.errors import PlatformError
 from crypto_platform.settings import Settings
 from crypto_platform.stack import LocalStack
@@ -37,12 +38,13 @@ DRAIN_TIMEOUT_S = 300.0
 
 @dataclass(frozen=True)
 class Plan:
-    """What the run does: the load, the faults and the time between them."""
+    """What the run does: the load, the faults (each `repeat` times) and the time between."""
 
     rate: float
     faults: list[Fault]
     phase_s: float
     outage_s: float
+    repeat: int = 3
 
     @property
     def recovery_timeout_s(self) -> float:
@@ -79,25 +81,39 @@ def run_chaos(base: Settings, plan: Plan, *, keep: bool) -> dict[str, Any]:
             supervisor.join()
             watch.close()
             progress.close()
-        log.info("comparing, tick by tick: the topic, MongoDB, Cassandra and the windows")
-        ledger = compare.read_topic(settings)
+        log.info("comparing, tick by tick: the ledgers, the topic, MongoDB, Cassandra, windows")
+        topic = compare.read_topic(settings)
+        broker = compare.check_broker(
+            compare.read_ledgers(sorted(pipeline.ledger_dir.glob("*.ledger"))), topic
+        )
+        acknowledged = broker.acknowledged.keys()
         stores = {
-            "mongodb": compare.check_store(ledger, compare.mongo_copies(settings)),
-            "cassandra": compare.check_store(ledger, compare.cassandra_copies(settings, ledger)),
+            "mongodb": compare.check_store(topic, acknowledged, compare.mongo_copies(settings)),
+            "cassandra": compare.check_store(
+                topic, acknowledged, compare.cassandra_copies(settings, acknowledged)
+            ),
         }
+        ticks = recompute.stored_ticks(settings, set(acknowledged))
+        expected = recompute.expected(
+            ticks, settings.aggregate_window_s, settings.aggregate_slide_s
+        )
+        windows, latest = check_cassandra(settings, expected)
         return results(
             options={
                 "rate": plan.rate,
                 "phase_seconds": plan.phase_s,
                 "outage_seconds": plan.outage_s,
                 "faults": [fault.key for fault in plan.faults],
+                "repeat": plan.repeat,
                 "window_seconds": settings.aggregate_window_s,
                 "slide_seconds": settings.aggregate_slide_s,
             },
-            ledger=ledger,
+            topic=topic,
+            broker=broker,
             faults=runs,
             stores=stores,
-            windows=compare.check_windows(settings, ledger),
+            windows=windows,
+            latest=latest,
             restarts={
                 name: {
                     "restarts": c.restarts,
@@ -138,9 +154,10 @@ def _apply_faults(
     time.sleep(BASELINE_S)
     target = Target(stack, pipeline, plan.outage_s)
     runs = []
-    for number, fault in enumerate(plan.faults, 1):
+    schedule = [(run, fault) for run in range(1, plan.repeat + 1) for fault in plan.faults]
+    for number, (run, fault) in enumerate(schedule, 1):
         label = fault.label(plan.outage_s)
-        log.info("fault %d/%d: %s", number, len(plan.faults), label)
+        log.info("fault %d/%d: %s (run %d)", number, len(schedule), label, run)
         injected = now_ms()
         fault.inject(target)
         restored = now_ms()
@@ -149,7 +166,7 @@ def _apply_faults(
             log.error("%s: no tick stored end to end within %.0fs", label, plan.recovery_timeout_s)
         else:
             log.info("%s: ticks flow end to end again after %.1fs", label, recovery)
-        runs.append(FaultRun(fault.key, label, injected, restored, recovery))
+        runs.append(FaultRun(fault.key, label, run, injected, restored, recovery))
         time.sleep(max(0.0, injected / 1000 + plan.phase_s - time.time()))
     return runs
 

@@ -1,0 +1,148 @@
+"""Cassandra's windows and latest rows against their recomputation (`recompute`).
+
+Every window either side holds must agree on its tick count and its three means; each
+coin's `latest_prices` row must be its newest tick and its `latest_aggregates` row its
+current window.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from crypto_platform.chaos.recompute import RELATIVE, Expected, WindowKey, WindowValue
+from crypto_platform.settings import Settings
+from crypto_platform.storage import cassandra, cassandra_queries
+
+EXAMPLES = 5
+
+
+def _iso(start_s: int) -> str:
+    return dt.datetime.fromtimestamp(start_s, dt.UTC).isoformat()
+
+
+def _value(value: WindowValue | None) -> dict[str, Any] | None:
+    return None if value is None else asdict(value)
+
+
+@dataclass(frozen=True)
+class WindowCheck:
+    """aggregates_by_symbol against the recomputed windows."""
+
+    checked: int
+    wrong: list[tuple[WindowKey, WindowValue | None, WindowValue | None]]  # stored, expected
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "checked": self.checked,
+            "wrong": len(self.wrong),
+            "wrong_examples": [
+                {
+                    "symbol": symbol,
+                    "window_start": _iso(start),
+                    "stored": _value(stored),
+                    "expected": _value(expected),
+                }
+                for (symbol, start), stored, expected in self.wrong[:EXAMPLES]
+            ],
+        }
+
+
+def compare_windows(
+    expected: dict[WindowKey, WindowValue], stored: dict[WindowKey, WindowValue]
+) -> WindowCheck:
+    """Every window either side holds; wrong where one lacks it or they differ."""
+    windows = sorted(set(expected) | set(stored))
+    wrong = []
+    for window in windows:
+        got, want = stored.get(window), expected.get(window)
+        if got is None or want is None or not got.matches(want):
+            wrong.append((window, got, want))
+    return WindowCheck(len(windows), wrong)
+
+
+@dataclass(frozen=True)
+class LatestCheck:
+    """latest_prices and latest_aggregates against the recomputation, per coin."""
+
+    checked: int
+    wrong: list[dict[str, Any]]  # table, symbol, stored, expected
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "checked": self.checked,
+            "wrong": len(self.wrong),
+            "wrong_examples": self.wrong[:EXAMPLES],
+        }
+
+
+def compare_latest(
+    expected: Expected,
+    prices: dict[str, tuple[int, float]],
+    aggregates: dict[str, tuple[int, WindowValue]],
+) -> LatestCheck:
+    """Each coin's latest rows (stored) against its newest tick and current window."""
+    wrong: list[dict[str, Any]] = []
+    symbols = sorted(set(expected.latest_prices) | set(prices))
+    for symbol in symbols:
+        got_price, want_price = prices.get(symbol), expected.latest_prices.get(symbol)
+        if (
+            got_price is None
+            or want_price is None
+            or got_price[0] != want_price[0]
+            or not math.isclose(got_price[1], want_price[1], rel_tol=RELATIVE)
+        ):
+            wrong.append({"table": "latest_prices", "symbol": symbol,
+                          "stored": got_price, "expected": want_price})  # fmt: skip
+        got, want = aggregates.get(symbol), expected.latest_windows.get(symbol)
+        if got is None or want is None or got[0] != want[0] or not got[1].matches(want[1]):
+            wrong.append({
+                "table": "latest_aggregates", "symbol": symbol,
+                "stored": got and (_iso(got[0]), asdict(got[1])),
+                "expected": want and (_iso(want[0]), asdict(want[1])),
+            })  # fmt: skip
+    return LatestCheck(2 * len(symbols), wrong)
+
+
+def _window(row: dict[str, Any]) -> tuple[int, WindowValue]:
+    start = int(row["window_start"].replace(tzinfo=dt.UTC).timestamp())
+    value = WindowValue(
+        int(row["tick_count"]),
+        row["arithmetic_mean"],
+        row["geometric_mean"],
+        row["harmonic_mean"],
+    )
+    return start, value
+
+
+def check_cassandra(settings: Settings, expected: Expected) -> tuple[WindowCheck, LatestCheck]:
+    """Read the window and latest rows the recomputation covers, and compare them."""
+    window_s = settings.aggregate_window_s
+    keyspace = settings.cassandra_keyspace
+    stored: dict[WindowKey, WindowValue] = {}
+    latest_windows: dict[str, tuple[int, WindowValue]] = {}
+    starts = [start for _, start in expected.windows] or [0]
+    cluster, session = cassandra.connect(settings)
+    try:
+        for symbol in sorted({symbol for symbol, _ in expected.windows}):
+            for day in cassandra_queries.days_between(min(starts) * 1000, max(starts) * 1000 + 1):
+                for row in cassandra_queries.aggregate_windows(
+                    session, keyspace, symbol, window_s, day
+                ):
+                    start, value = _window(row)
+                    stored[(symbol, start)] = value
+        for table, row in cassandra_queries.aggregate_rows(session, keyspace):
+            if table == "latest_aggregates":
+                latest_windows[row["symbol"]] = _window(row)
+        prices = {
+            row["symbol"]: (row["event_time_ms"], row["price"])
+            for row in cassandra_queries.latest_prices(session, keyspace)
+        }
+    finally:
+        cluster.shutdown()
+    return (
+        compare_windows(expected.windows, stored),
+        compare_latest(expected, prices, latest_windows),
+    )
