@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,21 @@ def api(settings: Settings) -> Iterator[str]:
         yield base
 
 
+@contextmanager
+def browser_page(viewport: str) -> Iterator[tuple[Page, list[str]]]:
+    """A page of Debian's chromium at the viewport's size, and the script errors it raises."""
+    width, height = VIEWPORTS[viewport]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            yield page, errors
+        finally:
+            browser.close()
+
+
 def points(page: Page, symbol: str) -> int:
     return page.evaluate(
         "s => Chart.getChart(document.querySelector(`[data-symbol=${s}] canvas`))"
@@ -65,40 +81,33 @@ def points(page: Page, symbol: str) -> int:
 def test_cards_show_the_prices_and_the_charts_grow_with_new_data(
     api: str, settings: Settings, viewport: str, tmp_path: Path
 ) -> None:
-    width, height = VIEWPORTS[viewport]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": width, "height": height})
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(api + "/")
-            page.wait_for_selector('#connection[data-state="live"]', timeout=15_000)
+    width, _ = VIEWPORTS[viewport]
+    with browser_page(viewport) as (page, errors):
+        page.goto(api + "/")
+        page.wait_for_selector('#connection[data-state="live"]', timeout=15_000)
 
-            for symbol, price in PRICES.items():
-                card = page.locator(f'[data-symbol="{symbol}"]')
-                assert card.locator(".price").get_attribute("data-value") == str(price)
-                assert card.locator(".price").inner_text() == SHOWN[symbol]
-                assert card.locator(".badge").is_visible()  # simulated data says so
-                assert card.locator(".change").inner_text() == "24h +1.50%"
-                assert card.locator(".am").inner_text().startswith("$")
-            before = points(page, "BTC")
-            assert before == 6
-            page.screenshot(path=tmp_path / f"dashboard-{viewport}.png", full_page=True)
+        for symbol, price in PRICES.items():
+            card = page.locator(f'[data-symbol="{symbol}"]')
+            assert card.locator(".price").get_attribute("data-value") == str(price)
+            assert card.locator(".price").inner_text() == SHOWN[symbol]
+            assert card.locator(".badge").is_visible()  # simulated data says so
+            assert card.locator(".change").inner_text() == "24h +1.50%"
+            assert card.locator(".am").inner_text().startswith("$")
+        before = points(page, "BTC")
+        assert before == 6
+        page.screenshot(path=tmp_path / f"dashboard-{viewport}.png", full_page=True)
 
-            write_ticks(settings, [tick_row("BTC", 64_500.0, NOW + dt.timedelta(seconds=1))])
-            page.wait_for_function(
-                "n => Chart.getChart(document.querySelector('[data-symbol=BTC] canvas'))"
-                ".data.datasets[0].data.length > n",
-                arg=before,
-                timeout=15_000,
-            )
-            btc = page.locator('[data-symbol="BTC"] .price')
-            assert btc.inner_text() == "$64,500.00"
-            page.screenshot(path=tmp_path / f"dashboard-{viewport}-live.png", full_page=True)
-            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        finally:
-            browser.close()
+        write_ticks(settings, [tick_row("BTC", 64_500.0, NOW + dt.timedelta(seconds=1))])
+        page.wait_for_function(
+            "n => Chart.getChart(document.querySelector('[data-symbol=BTC] canvas'))"
+            ".data.datasets[0].data.length > n",
+            arg=before,
+            timeout=15_000,
+        )
+        btc = page.locator('[data-symbol="BTC"] .price')
+        assert btc.inner_text() == "$64,500.00"
+        page.screenshot(path=tmp_path / f"dashboard-{viewport}-live.png", full_page=True)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
 
     assert overflow <= 0, f"the page is wider than a {width}px screen"
     assert not errors
@@ -231,58 +240,49 @@ def _open_dashboard(page: Page, api: str) -> None:
 def test_gaps_are_shaded_on_the_chart_and_shown_repaired_once_filled(
     gaps_api: str, settings: Settings, viewport: str, tmp_path: Path
 ) -> None:
-    width, height = VIEWPORTS[viewport]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": width, "height": height})
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            _open_dashboard(page, gaps_api)
+    width, _ = VIEWPORTS[viewport]
+    with browser_page(viewport) as (page, errors):
+        _open_dashboard(page, gaps_api)
 
-            btc = page.locator('[data-symbol="BTC"]')
-            caption = btc.locator(".gaps")
-            assert caption.inner_text() == "1 gap open, 1 unrepairable in this view"
-            assert REASON in (caption.get_attribute("title") or "")
-            eth = page.locator('[data-symbol="ETH"] .gaps').inner_text()
-            assert eth == "no gaps in this view"
-            open_band, unrepairable_band = _column(page, HOLE_A), _column(page, HOLE_B)
-            assert _share(open_band, red) > 0.8, open_band
-            assert _share(unrepairable_band, hatched) > 0.6, unrepairable_band
-            between = (HOLE_A[1] + dt.timedelta(minutes=1), HOLE_B[0] - dt.timedelta(minutes=1))
-            assert _share(_column(page, between), background) > 0.8  # no band where no gap
-            btc.scroll_into_view_if_needed()
-            page.screenshot(path=tmp_path / f"dashboard-gaps-{viewport}.png", full_page=True)
+        btc = page.locator('[data-symbol="BTC"]')
+        caption = btc.locator(".gaps")
+        assert caption.inner_text() == "1 gap open, 1 unrepairable in this view"
+        assert REASON in (caption.get_attribute("title") or "")
+        eth = page.locator('[data-symbol="ETH"] .gaps').inner_text()
+        assert eth == "no gaps in this view"
+        open_band, unrepairable_band = _column(page, HOLE_A), _column(page, HOLE_B)
+        assert _share(open_band, red) > 0.8, open_band
+        assert _share(unrepairable_band, hatched) > 0.6, unrepairable_band
+        between = (HOLE_A[1] + dt.timedelta(minutes=1), HOLE_B[0] - dt.timedelta(minutes=1))
+        assert _share(_column(page, between), background) > 0.8  # no band where no gap
+        btc.scroll_into_view_if_needed()
+        page.screenshot(path=tmp_path / f"dashboard-gaps-{viewport}.png", full_page=True)
 
-            # Hovering the unrepairable band tells why.
-            box = btc.locator("canvas").bounding_box()
-            assert box is not None
-            x = page.evaluate(
-                """(t) => Chart.getChart(document.querySelector('[data-symbol=BTC] canvas'))
-                   .scales.x.getPixelForValue(t)""",
-                _ms(HOLE_B[0]) + 60_000,
-            )
-            page.mouse.move(box["x"] + x, box["y"] + box["height"] / 2)
-            title = btc.locator("canvas").get_attribute("title") or ""
-            assert title.startswith("unrepairable gap") and REASON in title
+        # Hovering the unrepairable band tells why.
+        box = btc.locator("canvas").bounding_box()
+        assert box is not None
+        x = page.evaluate(
+            """(t) => Chart.getChart(document.querySelector('[data-symbol=BTC] canvas'))
+               .scales.x.getPixelForValue(t)""",
+            _ms(HOLE_B[0]) + 60_000,
+        )
+        page.mouse.move(box["x"] + x, box["y"] + box["height"] / 2)
+        title = btc.locator("canvas").get_attribute("title") or ""
+        assert title.startswith("unrepairable gap") and REASON in title
 
-            # The hole is backfilled (MongoDB, then Cassandra by the repair) and found again.
-            _store(settings, HOLE_A[0], HOLE_A[1], [])
-            write_ticks(settings, _chart_ticks("BTC", 64_000.0, HOLE_A[0], HOLE_A[1], []))
-            assert [g.status for g in _record_gaps(settings)] == ["repaired", "unrepairable"]
-            _open_dashboard(page, gaps_api)
+        # The hole is backfilled (MongoDB, then Cassandra by the repair) and found again.
+        _store(settings, HOLE_A[0], HOLE_A[1], [])
+        write_ticks(settings, _chart_ticks("BTC", 64_000.0, HOLE_A[0], HOLE_A[1], []))
+        assert [g.status for g in _record_gaps(settings)] == ["repaired", "unrepairable"]
+        _open_dashboard(page, gaps_api)
 
-            assert caption.inner_text() == "1 unrepairable, 1 repaired in this view"
-            repaired_band = _column(page, HOLE_A)
-            assert _share(repaired_band, red) == 0, repaired_band
-            assert _share(repaired_band, lambda r, g, b: g - r >= 12) > 0.6, repaired_band
-            assert _share(_column(page, HOLE_B), hatched) > 0.6
-            page.screenshot(
-                path=tmp_path / f"dashboard-gaps-{viewport}-repaired.png", full_page=True
-            )
-            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        finally:
-            browser.close()
+        assert caption.inner_text() == "1 unrepairable, 1 repaired in this view"
+        repaired_band = _column(page, HOLE_A)
+        assert _share(repaired_band, red) == 0, repaired_band
+        assert _share(repaired_band, lambda r, g, b: g - r >= 12) > 0.6, repaired_band
+        assert _share(_column(page, HOLE_B), hatched) > 0.6
+        page.screenshot(path=tmp_path / f"dashboard-gaps-{viewport}-repaired.png", full_page=True)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
 
     assert overflow <= 0, f"the page is wider than a {width}px screen"
     assert not errors
