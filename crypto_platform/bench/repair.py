@@ -94,12 +94,12 @@ def _bare(settings: Settings, since: int, until: int) -> int:
         rows = 0
         while batch := list(itertools.islice(cursor, INSERT_BATCH)):
             by_key: dict[tuple[str, str], list[tuple]] = defaultdict(list)
-            for t in batch:
-                event, ingest = int(t["event_time_ms"]), int(t["ingest_time_ms"])  # not Int64
-                day = day_of(event)
+            for t in map(mongo.plain_ints, batch):
+                day = day_of(t["event_time_ms"])
                 by_key[(t["symbol"], day)].append(
-                    (t["symbol"], day, event, t["source"], t["price"], t.get("quote"), ingest)
-                )
+                    (t["symbol"], day, t["event_time_ms"], t["source"], t["price"],
+                     t.get("quote"), t["ingest_time_ms"])
+                )  # fmt: skip
             execute_concurrent(
                 session, partition_batches(insert, by_key.values()), concurrency=CONCURRENCY,
                 raise_on_first_error=True,

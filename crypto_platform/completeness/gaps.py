@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pymongo import ASCENDING, DESCENDING
 from pymongo.collection import Collection
 
+from crypto_platform.storage.mongo import plain_ints
 from crypto_platform.ticks import now_ms
 
 __all__ = [
@@ -179,10 +180,8 @@ def recorded(ledger: Collection, since_ms: int, until_ms: int) -> list[Gap]:
 
 def from_document(document: dict[str, Any]) -> Gap:
     """A ledger document as a `Gap` (its bookkeeping fields left out)."""
-    fields: dict[str, Any] = {name: document.get(name) for name in Gap.__dataclass_fields__}
-    # MongoDB may hand 64-bit integers back as `bson.Int64`: plain ints go everywhere.
-    for name in ("start_ms", "end_ms", "expected"):
-        fields[name] = int(fields[name])
+    plain = plain_ints(document)
+    fields: dict[str, Any] = {name: plain.get(name) for name in Gap.__dataclass_fields__}
     return Gap(**fields)
 
 

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from bson.int64 import Int64
 from pymongo.collection import Collection
 
 from crypto_platform.settings import Settings
@@ -137,11 +136,7 @@ def _ticks(
         span["symbol"] = {"$in": symbols}
     by_symbol: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for doc in prices.find(span, {"_id": 0, **dict.fromkeys(TICK_FIELDS, 1)}):
-        # BSON's 64-bit integers may come back as `bson.Int64`, which the Cassandra driver's
-        # timestamp type does not take: plain ints.
-        by_symbol[doc["symbol"]].append(
-            {k: int(v) if type(v) is Int64 else v for k, v in doc.items()}
-        )
+        by_symbol[doc["symbol"]].append(mongo.plain_ints(doc))
     return by_symbol
 
 

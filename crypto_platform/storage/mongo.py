@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from bson.int64 import Int64
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.collection import Collection
 
@@ -19,6 +22,15 @@ PRICE_INDEXES: tuple[tuple[str, list[tuple[str, int]]], ...] = (
 def connect(settings: Settings, *, timeout_ms: int = 5000) -> MongoClient:
     """A client for the configured URI; it connects lazily, on first use."""
     return MongoClient(settings.mongo_uri, serverSelectionTimeoutMS=timeout_ms, tz_aware=True)
+
+
+def plain_ints(document: dict[str, Any]) -> dict[str, Any]:
+    """The document with `bson.Int64` values as plain ints.
+
+    64-bit integers can come back from the server as `bson.Int64`, which the Cassandra
+    driver's timestamp type and Dagster's serializer refuse.
+    """
+    return {key: int(value) if type(value) is Int64 else value for key, value in document.items()}
 
 
 def prices_collection(client: MongoClient, settings: Settings) -> Collection:
