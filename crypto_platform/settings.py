@@ -209,8 +209,14 @@ class Settings(BaseSettings):
     )
     source: SourceName = Field(
         "auto",
-        description="Price source: `auto` (a live source when it answers, else simulated), "
+        description="Price source: `auto` (a live source when one answers, else simulated "
+        "until one does), "
         "`binance`, `binance-ws`, `coinranking`, `simulated` or `replay`.",
+    )
+    auto_reprobe_s: Annotated[float, Field(gt=0)] = Field(
+        180.0,
+        description="With `auto` on a fallback (Coinranking, or the simulator): seconds "
+        "between re-probes of the better live sources; the first that answers takes over.",
     )
     symbols: Annotated[list[str], NoDecode] = Field(
         ["BTC", "ETH", "SOL"], description="Base assets to follow, comma-separated."

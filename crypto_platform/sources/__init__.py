@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from pathlib import Path
 
-from crypto_platform.errors import ConfigurationError, PlatformError
+from crypto_platform.errors import ConfigurationError
 from crypto_platform.settings import Settings
-from crypto_platform.sources.base import PollingSource, PriceSource, SourceStats
+from crypto_platform.sources.base import PriceSource, SourceStats
 from crypto_platform.sources.binance import BinanceRestSource
 from crypto_platform.sources.binance_ws import BinanceWebSocketSource
 from crypto_platform.sources.coinranking import CoinrankingSource
+from crypto_platform.sources.fallback import FallbackSource, LiveFactory
 from crypto_platform.sources.replay import ReplaySource
 from crypto_platform.sources.simulated import SimulatedSource
 
 __all__ = ["PriceSource", "SourceStats", "build_source"]
-
-log = logging.getLogger(__name__)
 
 
 def build_source(
@@ -49,28 +46,27 @@ def build_source(
             raise ConfigurationError("the replay source needs a file: pass --replay-file FILE")
         return ReplaySource(symbols, replay_file, rate=rate)
     if name == "auto":
-        return _first_live_source(settings, symbols, interval, api_key, seed, rate)
+        return _auto_source(settings, symbols, interval, api_key, seed, rate)
     raise ConfigurationError(
         f"unknown source {name!r}: choose auto, binance, binance-ws, coinranking, "
         "simulated or replay (CRYPTO_SOURCE or --source)"
     )
 
 
-def _first_live_source(
+def _auto_source(
     settings: Settings,
     symbols: list[str],
     interval: float,
     api_key: str | None,
     seed: int,
     rate: float | None,
-) -> PriceSource:
+) -> FallbackSource:
     """Binance if it answers, else Coinranking (with a key), else the simulator, loudly.
 
-    Each candidate is probed once, quickly (one attempt, short timeout); the one that
-    answers is then built afresh with its full retry policy (retries, backoff,
-    Retry-After, circuit breaker), and the probe's ticks are its first batch.
+    On a fallback it re-probes the better live sources every `auto_reprobe_s` seconds and
+    switches to the best that answers (see `FallbackSource`).
     """
-    live: list[Callable[..., PollingSource]] = [
+    live: list[LiveFactory] = [
         lambda **http: BinanceRestSource(symbols, settings.binance_base_url, interval, **http)
     ]
     if api_key:
@@ -79,31 +75,16 @@ def _first_live_source(
                 symbols, settings.coinranking_base_url, interval, api_key, **http
             )
         )
-    reasons = []
-    for make in live:
-        probe = make(attempts=1, timeout=3.0)
-        try:
-            ticks = probe.poll()
-            if ticks:
-                log.info("auto: using the live source %s", probe.name)
-                source = make()
-                source.prime(ticks)
-                return source
-            reasons.append(f"{probe.name}: no usable prices")
-        except PlatformError as error:
-            reasons.append(f"{probe.name}: {error}")
-        finally:
-            probe.close()
-    log.warning(
-        "auto: NO LIVE SOURCE ANSWERED (%s). Using SIMULATED prices: every tick says "
-        "source=simulated. Set CRYPTO_SOURCE to choose a source explicitly.",
-        "; ".join(reasons),
-    )
-    return SimulatedSource(
+    return FallbackSource(
         symbols,
-        seed=seed,
-        rate=rate or len(symbols) / interval,
-        state_file=simulated_mark(settings),
+        live,
+        lambda: SimulatedSource(
+            symbols,
+            seed=seed,
+            rate=rate or len(symbols) / interval,
+            state_file=simulated_mark(settings),
+        ),
+        reprobe_s=settings.auto_reprobe_s,
     )
 
 

@@ -28,6 +28,7 @@ class SourceStats:
     ticks: int = 0
     skipped: int = 0
     failed_requests: int = 0
+    switches: int = 0  # `auto` only: changes of source after the start
     skip_reasons: Counter[str] = field(default_factory=Counter)
 
     def skip(self, source: str, reason: str) -> None:

@@ -265,6 +265,7 @@ def run_producer(
         return {
             "skipped": source.stats.skipped,
             "failed_requests": source.stats.failed_requests,
+            "source_switches": source.stats.switches,
             "delivery_failures": producer.stats.failed,
             "resent": producer.stats.resent,
         }

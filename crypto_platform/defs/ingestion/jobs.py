@@ -58,8 +58,13 @@ def publish_ticks(
         static={"source": source.name, "topic": settings.kafka_topic},
         min_interval_s=config.record_every_s,
     )
+
+    def relay(snapshot: Snapshot) -> None:
+        record.static["source"] = source.name  # `auto` may have switched source since
+        record(snapshot)
+
     try:
-        run_until_terminated(context, loop, record)
+        run_until_terminated(context, loop, relay)
     finally:
         record.flush()
 
