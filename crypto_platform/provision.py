@@ -42,19 +42,19 @@ def provision_mongodb(settings: Settings) -> str:
 def provision_cassandra(settings: Settings) -> str:
     cluster, session = cassandra.connect(settings)
     try:
-        tables = cassandra.ensure_schema(
+        tables, rebuilt = cassandra.ensure_schema(
             session,
             settings.cassandra_keyspace,
             settings.cassandra_replication_factor,
             prices_ttl_days=settings.cassandra_prices_ttl_days,
         )
-        dropped = cassandra.drop_far_future_rows(session, settings.cassandra_keyspace)
     finally:
         cluster.shutdown()
     migrated = (
-        f"; latest_aggregates emptied of {dropped} rows written at an earlier release's "
-        "far-future timestamps (the streaming job writes them again)"
-        if dropped
+        f"; {' and '.join(rebuilt)} rebuilt with a window series per source (an earlier "
+        "release mixed sources in one window): run `crypto-platform repair --since ISO "
+        "--until ISO` over the history to keep, MongoDB's ticks are recomputed into them"
+        if rebuilt
         else ""
     )
     return f"cassandra: keyspace {settings.cassandra_keyspace} tables {', '.join(tables)}{migrated}"

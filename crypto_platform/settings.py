@@ -20,7 +20,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from crypto_platform.errors import ConfigurationError
-from crypto_platform.ticks import SYMBOL_PATTERN
+from crypto_platform.ticks import SYMBOL_PATTERN, SourceTag
 
 SourceName = Literal["auto", "binance", "binance-ws", "coinranking", "simulated", "replay"]
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -278,6 +278,12 @@ class Settings(BaseSettings):
     aggregate_watermark_s: Annotated[int, Field(ge=0)] = Field(
         600, description="Watermark: how late a tick may come and still count, in s."
     )
+    aggregate_source_priority: Annotated[list[SourceTag], NoDecode] = Field(
+        ["binance", "binance-ws", "coinranking", "replay", "simulated"],
+        description="Which source's window `/latestAggregate` serves when a coin has "
+        "several (comma-separated, first wins): of the sources whose window ends within one "
+        "window length of the coin's newest, the first listed; `?source=` chooses one.",
+    )
 
     check_tick_max_age_s: Annotated[float, Field(gt=0)] = Field(
         300.0, description="The `tick_freshness` check: how old a coin's newest tick may be, in s."
@@ -313,6 +319,7 @@ class Settings(BaseSettings):
 
     _split_hosts = field_validator("cassandra_hosts", mode="before")(_split_list)
     _split_origins = field_validator("api_cors_origins", mode="before")(_split_list)
+    _split_priority = field_validator("aggregate_source_priority", mode="before")(_split_list)
 
     _check_symbols = field_validator("symbols", mode="before")(parse_symbols)
 

@@ -29,6 +29,7 @@ __all__ = [
     "SOURCES",
     "SYMBOL_PATTERN",
     "InvalidTick",
+    "SourceTag",
     "Tick",
     "judged_at",
     "now_ms",

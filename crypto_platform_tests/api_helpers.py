@@ -52,25 +52,26 @@ def write_window(
     *,
     seconds: int = 300,
     latest: bool = True,
+    source: str = "binance",
 ) -> None:
-    """One moving window into aggregates_by_symbol (and latest_aggregates)."""
+    """One moving window of a source into aggregates_by_symbol (and latest_aggregates)."""
     target = CassandraTarget.from_settings(settings)
     session = session_for(target)
     end = start + dt.timedelta(seconds=seconds)
     values = (*means, 12, min(means), max(means), means[0], means[1], end)
-    key = ("symbol", "window_seconds", "window_start", "window_end")
+    key = ("symbol", "source", "window_seconds", "window_start", "window_end")
     session.execute(
         session.prepare(
             insert_cql(target.keyspace, "aggregates_by_symbol", (*key, "day", *AGGREGATE_COLUMNS))
         ),
-        (symbol, seconds, start, end, start.strftime("%Y-%m-%d"), *values),
+        (symbol, source, seconds, start, end, start.strftime("%Y-%m-%d"), *values),
     )
     if latest:
         session.execute(
             session.prepare(
                 insert_cql(target.keyspace, "latest_aggregates", (*key, *AGGREGATE_COLUMNS))
             ),
-            (symbol, seconds, start, end, *values),
+            (symbol, source, seconds, start, end, *values),
         )
 
 

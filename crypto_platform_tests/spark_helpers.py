@@ -18,7 +18,12 @@ T0_MS = int(dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.UTC).timestamp() * 1000)
 
 
 def deterministic_ticks(
-    count_per_symbol: int, *, start_ms: int = T0_MS, step_ms: int = 7_000, seed: int = 3
+    count_per_symbol: int,
+    *,
+    start_ms: int = T0_MS,
+    step_ms: int = 7_000,
+    seed: int = 3,
+    source: str = "simulated",
 ) -> list[Tick]:
     rng = random.Random(seed)
     ticks = []
@@ -26,7 +31,7 @@ def deterministic_ticks(
         for i in range(count_per_symbol):
             ticks.append(
                 Tick.build(
-                    source="simulated",
+                    source=source,
                     symbol=symbol,
                     price=base * math.exp(rng.gauss(0, 0.02)),
                     event_time_ms=start_ms + i * step_ms + rng.randrange(0, 1000),
@@ -59,12 +64,12 @@ class Expected:
 
 def reference_windows(
     ticks: list[Tick], window_s: int = 300, slide_s: int = 60
-) -> dict[tuple[str, int], Expected]:
-    """Every (symbol, window start in s) with its statistics, computed without Spark."""
-    members: dict[tuple[str, int], list[Tick]] = defaultdict(list)
+) -> dict[tuple[str, str, int], Expected]:
+    """Every (symbol, source, window start in s) with its statistics, computed without Spark."""
+    members: dict[tuple[str, str, int], list[Tick]] = defaultdict(list)
     for tick in {t.identity: t for t in ticks}.values():
         for start in window_starts(tick.event_time_ms, window_s, slide_s):
-            members[(tick.symbol, start)].append(tick)
+            members[(tick.symbol, tick.source, start)].append(tick)
     expected = {}
     for key, window in members.items():
         prices = [t.price for t in window]
@@ -83,24 +88,25 @@ def reference_windows(
     return expected
 
 
-def stored_windows(settings: Settings, ticks: list[Tick]) -> dict[tuple[str, int], dict]:
-    """Every row of aggregates_by_symbol for the ticks' symbols and days."""
+def stored_windows(settings: Settings, ticks: list[Tick]) -> dict[tuple[str, str, int], dict]:
+    """Every row of aggregates_by_symbol for the ticks' symbols, sources and days."""
     days = {
         dt.datetime.fromtimestamp(t.event_time_ms / 1000 + offset, dt.UTC).strftime("%Y-%m-%d")
         for t in ticks
         for offset in (-300, 0)
     }
-    symbols = {t.symbol for t in ticks}
+    series = {(t.symbol, t.source) for t in ticks}
     cluster, session = cassandra.connect(settings)
     try:
         rows = {}
-        for symbol in symbols:
+        for symbol, source in series:
             for day in days:
                 for row in cassandra_queries.aggregate_windows(
-                    session, settings.cassandra_keyspace, symbol, settings.aggregate_window_s, day
-                ):
+                    session, settings.cassandra_keyspace, symbol, source,
+                    settings.aggregate_window_s, day,
+                ):  # fmt: skip
                     start = int(row["window_start"].replace(tzinfo=dt.UTC).timestamp())
-                    rows[(symbol, start)] = row
+                    rows[(symbol, source, start)] = row
         return rows
     finally:
         cluster.shutdown()
@@ -116,7 +122,7 @@ def count_rows(settings: Settings, table: str) -> int:
         cluster.shutdown()
 
 
-def assert_matches(stored: dict, expected: dict[tuple[str, int], Expected]) -> None:
+def assert_matches(stored: dict, expected: dict[tuple[str, str, int], Expected]) -> None:
     assert set(stored) == set(expected)
     for key, want in expected.items():
         row = stored[key]

@@ -120,6 +120,36 @@ def test_latest_aggregate_is_the_newest_window_whatever_its_end(api: str) -> Non
     assert [item["symbol_coin"] for item in every.json()] == ["BTC"]
 
 
+def test_latest_aggregate_serves_one_source_by_priority_and_source_chooses(
+    seeded: Settings,
+) -> None:
+    start = T1.replace(second=0) - dt.timedelta(minutes=4)
+    # BTC's simulated windows beside binance's (seeded); SOL's binance window ended 20 min
+    # before its simulated one (Binance stopped and `auto` fell back to the simulator).
+    write_window(seeded, "BTC", start, (70_000.0, 69_999.0, 69_998.0), source="simulated")
+    write_window(seeded, "BTC", start - dt.timedelta(minutes=1), (5.0, 4.0, 3.0),
+                 latest=False, source="simulated")  # fmt: skip
+    write_window(seeded, "SOL", start - dt.timedelta(minutes=20), (150.0, 149.9, 149.8))
+    write_window(seeded, "SOL", start, (151.0, 150.9, 150.8), source="simulated")
+
+    with running_api(seeded) as api:
+        default = get(api, "/latestAggregate").json()
+        chosen = get(api, "/latestAggregate/BTC", source="simulated").json()
+        missing = get(api, "/latestAggregate/BTC", source="coinranking")
+        unknown = get(api, "/latestAggregate/BTC", source="kraken")
+        history = get(api, "/aggregates/BTC", since=iso(T1 - dt.timedelta(minutes=30)),
+                      source="simulated").json()  # fmt: skip
+
+    assert [(w["symbol_coin"], w["source"], w["arithmetic_mean"]) for w in default] == [
+        ("BTC", "binance", 64_010.0),  # both current: the first in the priority
+        ("SOL", "simulated", 151.0),  # binance's is stale: the current one
+    ]
+    assert (chosen["source"], chosen["arithmetic_mean"]) == ("simulated", 70_000.0)
+    assert missing.status_code == 404 and "BTC from coinranking" in missing.json()["detail"]
+    assert unknown.status_code == 422
+    assert [w["arithmetic_mean"] for w in history] == [5.0, 70_000.0]
+
+
 def test_price_history_is_oldest_first_within_the_range_and_limit(api: str) -> None:
     since = iso(T1 - dt.timedelta(seconds=15))
     in_range = get(api, "/prices/BTC", since=since, until=iso(T1))

@@ -200,20 +200,20 @@ def test_each_window_is_recomputed_with_its_count_and_three_means() -> None:
     windows = two_tick_expected().windows
 
     assert {window: value.tick_count for window, value in windows.items()} == {
-        ("BTC", T0_S + offset): n for offset, n in COUNTS.items()
+        ("BTC", "simulated", T0_S + offset): n for offset, n in COUNTS.items()
     }
-    both = windows[("BTC", T0_S)]
+    both = windows[("BTC", "simulated", T0_S)]
     assert math.isclose(both.arithmetic_mean, 250.0)
     assert math.isclose(both.geometric_mean, 200.0)
     assert math.isclose(both.harmonic_mean, 160.0)
-    assert windows[("BTC", T0_S + 60)].arithmetic_mean == 400.0
+    assert windows[("BTC", "simulated", T0_S + 60)].arithmetic_mean == 400.0
 
 
 def test_the_latest_rows_are_the_newest_tick_and_the_current_window() -> None:
     want = two_tick_expected()
 
     assert want.latest_prices == {"BTC": (TWO_TICKS[1].event_time_ms, 400.0)}
-    start, value = want.latest_windows["BTC"]
+    start, value = want.latest_windows[("BTC", "simulated")]
     assert start == T0_S - 180  # holds the newest tick and started earliest
     assert value.tick_count == 2
 
@@ -229,11 +229,12 @@ def test_windows_matching_the_recomputation_report_nothing() -> None:
 def test_a_window_with_a_wrong_count_is_reported_with_both_values() -> None:
     windows = two_tick_expected().windows
     stored = dict(windows)
-    stored[("BTC", T0_S)] = replace(windows[("BTC", T0_S)], tick_count=3)
+    stored[("BTC", "simulated", T0_S)] = replace(windows[("BTC", "simulated", T0_S)], tick_count=3)
 
     check = compare_windows(windows, stored)
 
-    assert check.wrong == [(("BTC", T0_S), stored[("BTC", T0_S)], windows[("BTC", T0_S)])]
+    key = ("BTC", "simulated", T0_S)
+    assert check.wrong == [(key, stored[key], windows[key])]
     (example,) = check.summary()["wrong_examples"]  # type: ignore[misc]
     assert example["window_start"] == "2026-01-05T12:00:00+00:00"
     assert (example["stored"]["tick_count"], example["expected"]["tick_count"]) == (3, 2)
@@ -241,38 +242,38 @@ def test_a_window_with_a_wrong_count_is_reported_with_both_values() -> None:
 
 def test_a_mean_off_by_more_than_1e_9_relative_is_reported_and_within_it_is_not() -> None:
     windows = two_tick_expected().windows
-    right = windows[("BTC", T0_S)]
+    right = windows[("BTC", "simulated", T0_S)]
     for name in ("arithmetic_mean", "geometric_mean", "harmonic_mean"):
         near = replace(right, **{name: getattr(right, name) * (1 + 1e-10)})
         far = replace(right, **{name: getattr(right, name) * (1 + 1e-8)})
 
-        assert compare_windows(windows, {**windows, ("BTC", T0_S): near}).wrong == []
-        wrong = compare_windows(windows, {**windows, ("BTC", T0_S): far}).wrong
-        assert wrong == [(("BTC", T0_S), far, right)], name
+        assert compare_windows(windows, {**windows, ("BTC", "simulated", T0_S): near}).wrong == []
+        wrong = compare_windows(windows, {**windows, ("BTC", "simulated", T0_S): far}).wrong
+        assert wrong == [(("BTC", "simulated", T0_S), far, right)], name
 
 
 def test_a_missing_window_and_a_stray_one_are_reported() -> None:
     windows = two_tick_expected().windows
     stored = dict(windows)
-    del stored[("BTC", T0_S + 60)]
+    del stored[("BTC", "simulated", T0_S + 60)]
     stray = WindowValue(1, 5.0, 5.0, 5.0)
-    stored[("ETH", T0_S)] = stray
+    stored[("ETH", "simulated", T0_S)] = stray
 
     check = compare_windows(windows, stored)
 
     assert check.checked == 7
     assert check.wrong == [
-        (("BTC", T0_S + 60), None, windows[("BTC", T0_S + 60)]),
-        (("ETH", T0_S), stray, None),
+        (("BTC", "simulated", T0_S + 60), None, windows[("BTC", "simulated", T0_S + 60)]),
+        (("ETH", "simulated", T0_S), stray, None),
     ]
 
 
 def test_a_wrong_latest_aggregate_and_a_missing_latest_price_are_reported() -> None:
     want = two_tick_expected()
-    start, value = want.latest_windows["BTC"]
-    older = (start + 60, want.windows[("BTC", start + 60)])  # a later-starting window
+    start, value = want.latest_windows[("BTC", "simulated")]
+    older = (start + 60, want.windows[("BTC", "simulated", start + 60)])  # a later-starting window
 
-    check = compare_latest(want, {}, {"BTC": older})
+    check = compare_latest(want, {}, {("BTC", "simulated"): older})
 
     assert check.checked == 2
     assert [(w["table"], w["stored"]) for w in check.wrong] == [

@@ -105,12 +105,12 @@ def insert_aggregate(settings: Settings, am: float, gm: float, hm: float) -> Non
     try:
         start = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.UTC)
         session.execute(
-            f"INSERT INTO {settings.cassandra_keyspace}.aggregates_by_symbol (symbol, "
+            f"INSERT INTO {settings.cassandra_keyspace}.aggregates_by_symbol (symbol, source, "
             "window_seconds, day, window_start, window_end, arithmetic_mean, geometric_mean, "
             "harmonic_mean, tick_count, min_price, max_price) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            ("BTC", 300, "2026-01-05", start, start + dt.timedelta(minutes=5), am, gm, hm, 3,
-             90.0, 110.0),
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            ("BTC", "binance", 300, "2026-01-05", start, start + dt.timedelta(minutes=5), am, gm,
+             hm, 3, 90.0, 110.0),
         )  # fmt: skip
     finally:
         cluster.shutdown()
@@ -126,7 +126,10 @@ def test_means_check_fails_on_an_aggregate_row_with_am_below_hm(settings: Settin
 
     assert not evaluation.passed
     assert evaluation.metadata["bad_rows"].value == 1
-    assert "aggregates_by_symbol BTC 2026-01-05 12:00" in evaluation.metadata["examples"].value
+    assert (
+        "aggregates_by_symbol BTC (binance) 2026-01-05 12:00"
+        in evaluation.metadata["examples"].value
+    )
 
 
 def test_agreement_check_fails_on_an_hour_missing_in_cassandra(settings: Settings) -> None:

@@ -82,6 +82,22 @@ def test_every_window_matches_an_independent_computation(
     assert count_rows(spark_settings, "latest_aggregates") == 3
 
 
+def test_a_window_never_mixes_sources(spark: SparkSession, spark_settings: Settings) -> None:
+    # The same coins at the same moments from two sources, a thousandth apart in price (as
+    # Binance's USDT and Coinranking's USD quotes are): each source has windows of its own.
+    simulated = deterministic_ticks(40)
+    binance = deterministic_ticks(40, seed=4, source="binance")
+    ticks = simulated + binance
+    publish(spark_settings, ticks)
+
+    catch_up(spark, spark_settings)
+
+    stored = stored_windows(spark_settings, ticks)
+    assert {source for _, source, _ in stored} == {"simulated", "binance"}
+    assert_matches(stored, reference_windows(ticks))
+    assert count_rows(spark_settings, "latest_aggregates") == 6  # 3 coins, 2 sources
+
+
 def test_restart_from_the_checkpoint_reads_nothing_twice_and_misses_nothing(
     spark: SparkSession, spark_settings: Settings
 ) -> None:
@@ -376,7 +392,7 @@ def test_latest_aggregates_rows_are_whole_and_a_later_write_or_a_delete_wins(
 ) -> None:
     def version(count: int, am: float, gm: float) -> dict[str, list[object]]:
         window = {
-            "symbol": "BTC", "day": "2026-01-05", "window_start_ms": T0_MS,
+            "symbol": "BTC", "source": "binance", "day": "2026-01-05", "window_start_ms": T0_MS,
             "window_end_ms": T0_MS + 300_000, "arithmetic_mean": am, "geometric_mean": gm,
             "harmonic_mean": gm - 1, "tick_count": count, "min_price": 1.0, "max_price": 2.0,
             "first_price": 1.0, "last_price": 2.0, "last_event_ms": T0_MS + 100_000,
@@ -400,7 +416,8 @@ def test_latest_aggregates_rows_are_whole_and_a_later_write_or_a_delete_wins(
     cluster, session = cassandra.connect(spark_settings)
     try:  # a DELETE as a cqlsh user writes it, then a write after it
         session.execute(f"DELETE FROM {spark_settings.cassandra_keyspace}.latest_aggregates "
-                        "WHERE symbol = 'BTC' AND window_seconds = 300")  # fmt: skip
+                        "WHERE symbol = 'BTC' AND window_seconds = 300 "
+                        "AND source = 'binance'")  # fmt: skip
         assert _one_row(spark_settings, query) is None
         write_rows(target, windows=repaired)
         assert _one_row(spark_settings, query).tick_count == 6
@@ -408,34 +425,48 @@ def test_latest_aggregates_rows_are_whole_and_a_later_write_or_a_delete_wins(
         cluster.shutdown()
 
 
-def test_provision_drops_rows_an_earlier_release_wrote_in_the_far_future(
+# How an earlier release created the windows' tables: keyed by coin alone.
+UNSOURCED = (
+    "CREATE TABLE {ks}.aggregates_by_symbol (symbol text, window_seconds int, day text, "
+    "window_start timestamp, window_end timestamp, arithmetic_mean double, tick_count bigint, "
+    "PRIMARY KEY ((symbol, window_seconds, day), window_start))",
+    "CREATE TABLE {ks}.latest_aggregates (symbol text, window_seconds int, "
+    "window_start timestamp, arithmetic_mean double, tick_count bigint, "
+    "PRIMARY KEY ((symbol), window_seconds))",
+)
+
+
+def test_provision_rebuilds_windows_an_earlier_release_keyed_without_the_source(
     spark_settings: Settings,
 ) -> None:
     ks = spark_settings.cassandra_keyspace
     cluster, session = cassandra.connect(spark_settings)
-    try:  # how the earlier release wrote: last event ms * 1,000,000 + tick count
-        session.execute(
-            f"INSERT INTO {ks}.latest_aggregates (symbol, window_seconds, window_start, "
-            "arithmetic_mean, tick_count) VALUES ('BTC', 300, %s, 1.0, 5) USING TIMESTAMP %s",
-            [T0_MS, T0_MS * 1_000_000 + 5],
-        )
+    try:
+        for table, create in zip(("aggregates_by_symbol", "latest_aggregates"), UNSOURCED,
+                                 strict=True):  # fmt: skip
+            session.execute(f"DROP TABLE {ks}.{table}")
+            session.execute(create.format(ks=ks))
+        session.execute(f"INSERT INTO {ks}.latest_aggregates (symbol, window_seconds, "
+                        "arithmetic_mean, tick_count) VALUES ('BTC', 300, 1.0, 5)")  # fmt: skip
     finally:
         cluster.shutdown()
 
     result = run_cli(spark_settings, "provision", "cassandra")
 
     assert result.returncode == 0, result.stderr
-    assert "latest_aggregates emptied of 1 rows" in result.stdout
+    assert "aggregates_by_symbol and latest_aggregates rebuilt" in result.stdout
+    assert "crypto-platform repair" in result.stdout  # how to recompute the history
     target = CassandraTarget.from_settings(spark_settings)
-    write_rows(target, windows={"symbol": ["BTC"], "day": ["2026-01-05"],
+    write_rows(target, windows={"symbol": ["BTC"], "source": ["binance"], "day": ["2026-01-05"],
                                 "window_start_ms": [T0_MS], "window_end_ms": [T0_MS + 300_000],
                                 "arithmetic_mean": [2.0], "geometric_mean": [2.0],
                                 "harmonic_mean": [2.0], "tick_count": [1], "min_price": [2.0],
                                 "max_price": [2.0], "first_price": [2.0], "last_price": [2.0],
                                 "last_event_ms": [T0_MS]})  # fmt: skip
-    assert _one_row(spark_settings, "SELECT * FROM {keyspace}.latest_aggregates").tick_count == 1
+    row = _one_row(spark_settings, "SELECT * FROM {keyspace}.latest_aggregates")
+    assert (row.source, row.tick_count) == ("binance", 1)
     again = run_cli(spark_settings, "provision", "cassandra")
-    assert "emptied" not in again.stdout
+    assert "rebuilt" not in again.stdout
 
 
 def test_two_sources_at_the_same_millisecond_leave_latest_prices_one_tick_whole(

@@ -71,9 +71,10 @@ class PricePoint(BaseModel):
 
 
 class Aggregate(BaseModel):
-    """The three means of one moving window of a coin."""
+    """The three means of one moving window of a coin, from one source."""
 
     symbol_coin: str
+    source: str = Field(description="The source whose ticks the window averages.")
     arithmetic_mean: float
     geometric_mean: float
     harmonic_mean: float
@@ -87,6 +88,7 @@ class Aggregate(BaseModel):
     def from_row(cls, row: Any) -> Aggregate:
         return cls(
             symbol_coin=row.symbol,
+            source=row.source,
             arithmetic_mean=row.arithmetic_mean,
             geometric_mean=row.geometric_mean,
             harmonic_mean=row.harmonic_mean,

@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from cassandra import DriverException, RequestExecutionException
@@ -28,7 +29,7 @@ LATEST = (
     f"{PRICE}, name, market_cap, volume_24h, change_24h_pct, number_of_markets, total_supply, uuid"
 )
 AGGREGATE = (
-    "symbol, window_seconds, window_start, window_end, arithmetic_mean, geometric_mean, "
+    "symbol, source, window_seconds, window_start, window_end, arithmetic_mean, geometric_mean, "
     "harmonic_mean, tick_count, updated_at"
 )
 QUERIES = {
@@ -40,7 +41,7 @@ QUERIES = {
     "prices": f"SELECT {PRICE} FROM {{ks}}.prices_by_symbol WHERE symbol = ? AND day = ? "
     "AND event_time >= ? AND event_time <= ? LIMIT ?",
     "aggregates": f"SELECT {AGGREGATE} FROM {{ks}}.aggregates_by_symbol WHERE symbol = ? "
-    "AND window_seconds = ? AND day = ? AND window_start >= ? LIMIT ?",
+    "AND source = ? AND window_seconds = ? AND day = ? AND window_start >= ? LIMIT ?",
 }
 FAILURES = (NoHostAvailable, DriverException, RequestExecutionException, OSError)
 RECONNECT_EVERY_S = 2.0
@@ -121,17 +122,22 @@ class CassandraReader:
         rows = await self.rows("latest_price", symbol)
         return rows[0] if rows else None
 
-    async def latest_aggregates(self) -> list[Any]:
-        """Per coin, its newest window (whatever its length or end)."""
-        newest: dict[str, Any] = {}
+    async def latest_aggregates(self, source: str | None = None) -> list[Any]:
+        """Per coin, the window `chosen` of its sources' (or `source`'s) current ones."""
+        by_symbol: dict[str, list[Any]] = {}
         for row in await self.rows("latest_aggregates"):
-            if row.symbol not in newest or row.window_end > newest[row.symbol].window_end:
-                newest[row.symbol] = row
-        return [newest[symbol] for symbol in sorted(newest)]
+            by_symbol.setdefault(row.symbol, []).append(row)
+        found = (self._chosen(rows, source) for _, rows in sorted(by_symbol.items()))
+        return [row for row in found if row is not None]
 
-    async def latest_aggregate(self, symbol: str) -> Any | None:
-        rows = await self.rows("latest_aggregate", symbol)
-        return max(rows, key=lambda row: row.window_end) if rows else None
+    async def latest_aggregate(self, symbol: str, source: str | None = None) -> Any | None:
+        return self._chosen(await self.rows("latest_aggregate", symbol), source)
+
+    def _chosen(self, rows: list[Any], source: str | None) -> Any | None:
+        if source is not None:
+            rows = [row for row in rows if row.source == source]
+        settings = self.settings
+        return chosen(rows, settings.aggregate_source_priority, settings.aggregate_window_s)
 
     async def prices(
         self, symbol: str, since: dt.datetime, until: dt.datetime, limit: int
@@ -145,17 +151,34 @@ class CassandraReader:
         return found[::-1]
 
     async def aggregates(
-        self, symbol: str, window_seconds: int, since: dt.datetime, until: dt.datetime, limit: int
+        self, symbol: str, source: str, since: dt.datetime, until: dt.datetime, limit: int
     ) -> list[Any]:
-        """The newest `limit` windows starting at or after `since`, oldest first."""
+        """A source's newest `limit` windows starting at or after `since`, oldest first."""
+        window_seconds = self.settings.aggregate_window_s
         found: list[Any] = []
         for day in _days_back(until, since):
             if len(found) >= limit:
                 break
             found += await self.rows(
-                "aggregates", symbol, window_seconds, day, since, limit - len(found)
+                "aggregates", symbol, source, window_seconds, day, since, limit - len(found)
             )
         return found[::-1]
+
+
+def chosen(rows: list[Any], priority: Sequence[str], window_s: int) -> Any | None:
+    """Of a coin's latest windows (one per source and length), the one the API serves.
+
+    The rule (CRYPTO_AGGREGATE_SOURCE_PRIORITY): the windows ending within `window_s` of
+    the newest one are current; of those, the source listed first wins (an unlisted one
+    after every listed), then the later end. So a source that stopped is not served over
+    one that is live, and two live sources are never averaged together.
+    """
+    if not rows:
+        return None
+    newest = max(row.window_end for row in rows)
+    current = [row for row in rows if row.window_end > newest - dt.timedelta(seconds=window_s)]
+    rank = {source: place for place, source in enumerate(priority)}
+    return min(current, key=lambda row: (rank.get(row.source, len(rank)), newest - row.window_end))
 
 
 def _days_back(until: dt.datetime, since: dt.datetime) -> list[str]:

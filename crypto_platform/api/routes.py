@@ -28,7 +28,7 @@ from crypto_platform.api.models import (
     PricePoint,
 )
 from crypto_platform.api.push import Queue
-from crypto_platform.ticks import SYMBOL_PATTERN
+from crypto_platform.ticks import SYMBOL_PATTERN, SourceTag
 
 MAX_LIMIT = 5000
 MAX_RANGE = dt.timedelta(days=31)
@@ -61,6 +61,13 @@ Since = Annotated[
     Query(description="ISO 8601 (UTC when it has no offset); default 1 h before the end."),
 ]
 Until = Annotated[dt.datetime | None, Query(description="ISO 8601; default now.")]
+Source = Annotated[
+    SourceTag | None,
+    Query(
+        description="Whose windows: one source's (a window never mixes sources); default the "
+        "one CRYPTO_AGGREGATE_SOURCE_PRIORITY picks of the coin's current ones."
+    ),
+]
 
 router = APIRouter()
 
@@ -69,9 +76,11 @@ def _state(request: Request) -> Any:
     return request.app.state
 
 
-def _known(row: Any | None, symbol: str) -> Any:
-    """The row, or a 404 saying the symbol has no data."""
+def _known(row: Any | None, symbol: str, source: str | None = None) -> Any:
+    """The row, or a 404 saying the symbol (from that source) has no data."""
     if row is None:
+        if source:
+            raise HTTPException(404, f"no windows of {symbol} from {source} yet")
         raise HTTPException(404, f"unknown symbol {symbol}: no data for it yet")
     return row
 
@@ -119,16 +128,17 @@ async def latest_price(request: Request, symbol: Symbol) -> LatestPrice:
 
 
 @router.get("/latestAggregate", responses=DOWN, tags=["aggregates"])
-async def latest_aggregates(request: Request) -> list[Aggregate]:
-    """Every coin's newest moving window: arithmetic, geometric and harmonic means."""
-    return [Aggregate.from_row(row) for row in await _state(request).reader.latest_aggregates()]
+async def latest_aggregates(request: Request, source: Source = None) -> list[Aggregate]:
+    """Every coin's current moving window: arithmetic, geometric and harmonic means."""
+    rows = await _state(request).reader.latest_aggregates(source)
+    return [Aggregate.from_row(row) for row in rows]
 
 
 @router.get("/latestAggregate/{symbol}", responses=NOT_FOUND | DOWN, tags=["aggregates"])
-async def latest_aggregate(request: Request, symbol: Symbol) -> Aggregate:
-    """One coin's newest moving window, whatever its end."""
-    row = _known(await _state(request).reader.latest_aggregate(symbol), symbol)
-    return Aggregate.from_row(row)
+async def latest_aggregate(request: Request, symbol: Symbol, source: Source = None) -> Aggregate:
+    """One coin's current moving window, from the source the priority (or `source`) picks."""
+    row = await _state(request).reader.latest_aggregate(symbol, source)
+    return Aggregate.from_row(_known(row, symbol, source))
 
 
 @router.get("/prices/{symbol}", responses=NOT_FOUND | DOWN, tags=["prices"])
@@ -153,13 +163,16 @@ async def aggregates(
     symbol: Symbol,
     since: Since = None,
     limit: Limit = 1000,
+    source: Source = None,
 ) -> list[Aggregate]:
-    """A coin's moving windows (the configured length) since `since`, oldest first."""
+    """A coin's moving windows (the configured length) since `since`, oldest first.
+
+    They are one source's: `source`, or the one `/latestAggregate/{symbol}` serves now.
+    """
     start, end = _window(since, None)
-    state = _state(request)
-    _known(await state.reader.latest_aggregate(symbol), symbol)
-    window = state.settings.aggregate_window_s
-    rows = await state.reader.aggregates(symbol, window, start, end, min(limit, MAX_LIMIT))
+    reader = _state(request).reader
+    current = _known(await reader.latest_aggregate(symbol, source), symbol, source)
+    rows = await reader.aggregates(symbol, current.source, start, end, min(limit, MAX_LIMIT))
     return [Aggregate.from_row(row) for row in rows]
 
 

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 import pandas as pd
 
 from crypto_platform.settings import Settings
+from crypto_platform.spark.cassandra_writer import price_version
 from crypto_platform.spark.windowed_means import batch_partials, current_window, window_rows
 from crypto_platform.storage import mongo
 
 TickKey = tuple[str, str, int]  # source, symbol, event_time_ms: the tick's identity
-WindowKey = tuple[str, int]  # symbol, window start (epoch s)
+Series = tuple[str, str]  # symbol, source: one coin's windows from one source
+WindowKey = tuple[str, str, int]  # symbol, source, window start (epoch s)
 RELATIVE = 1e-9
 TICK_FIELDS = ("source", "symbol", "event_time_ms", "price")
 
@@ -41,11 +43,11 @@ class WindowValue:
 
 @dataclass(frozen=True)
 class Expected:
-    """Every window, and per coin its newest tick (event ms, price) and current window."""
+    """Every window, each coin's newest tick (event ms, price), each series' current window."""
 
     windows: dict[WindowKey, WindowValue]
     latest_prices: dict[str, tuple[int, float]]
-    latest_windows: dict[str, tuple[int, WindowValue]]  # symbol -> (window start s, value)
+    latest_windows: dict[Series, tuple[int, WindowValue]]  # (window start s, value)
 
 
 def stored_ticks(settings: Settings, keys: set[TickKey]) -> pd.DataFrame:
@@ -60,20 +62,20 @@ def stored_ticks(settings: Settings, keys: set[TickKey]) -> pd.DataFrame:
 def expected(ticks: pd.DataFrame, window_s: int, slide_s: int) -> Expected:
     """The windows and latest rows the job must have written for `ticks`."""
     windows: dict[WindowKey, WindowValue] = {}
-    latest_prices: dict[str, tuple[int, float]] = {}
-    latest_windows: dict[str, tuple[int, WindowValue]] = {}
-    ordered = ticks.sort_values(["symbol", "event_time_ms"], kind="stable")
-    for symbol, group in ordered.groupby("symbol", sort=True):
+    latest_windows: dict[Series, tuple[int, WindowValue]] = {}
+    ordered = ticks.sort_values(["symbol", "source", "event_time_ms"], kind="stable")
+    for (symbol, source), group in ordered.groupby(["symbol", "source"], sort=True):
+        series = (str(symbol), str(source))
         partials = batch_partials(group, window_s * 1000, slide_s * 1000)
         rows = window_rows(
-            str(symbol),
+            *series,
             {int(start): tuple(partial) for start, *partial in partials.itertuples()},
             window_s * 1000,
         )
         last_event: dict[int, int] = {}
         for row in rows.itertuples():
             start = int(row.window_start_ms)
-            windows[(str(symbol), start // 1000)] = WindowValue(
+            windows[(*series, start // 1000)] = WindowValue(
                 int(row.tick_count),
                 float(row.arithmetic_mean),
                 float(row.geometric_mean),
@@ -81,7 +83,9 @@ def expected(ticks: pd.DataFrame, window_s: int, slide_s: int) -> Expected:
             )
             last_event[start] = int(row.last_event_ms)
         current = current_window(last_event) // 1000
-        latest_windows[str(symbol)] = (current, windows[(str(symbol), current)])
-        newest = group.iloc[-1]
-        latest_prices[str(symbol)] = (int(newest["event_time_ms"]), float(newest["price"]))
+        latest_windows[series] = (current, windows[(*series, current)])
+    latest_prices: dict[str, tuple[int, float]] = {}
+    for symbol, group in ordered.groupby("symbol", sort=True):
+        newest = max(group.itertuples(), key=lambda t: price_version(t.event_time_ms, t.source))
+        latest_prices[str(symbol)] = (int(newest.event_time_ms), float(newest.price))
     return Expected(windows, latest_prices, latest_windows)

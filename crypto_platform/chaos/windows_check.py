@@ -1,8 +1,8 @@
 """Cassandra's windows and latest rows against their recomputation (`recompute`).
 
 Every window either side holds must agree on its tick count and its three means; each
-coin's `latest_prices` row must be its newest tick and its `latest_aggregates` row its
-current window.
+coin's `latest_prices` row must be its newest tick and its `latest_aggregates` row of each
+source its current window.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from crypto_platform.chaos.recompute import RELATIVE, Expected, WindowKey, WindowValue
+from crypto_platform.chaos.recompute import RELATIVE, Expected, Series, WindowKey, WindowValue
 from crypto_platform.settings import Settings
 from crypto_platform.storage import cassandra, cassandra_queries
 
@@ -41,11 +41,12 @@ class WindowCheck:
             "wrong_examples": [
                 {
                     "symbol": symbol,
+                    "source": source,
                     "window_start": _iso(start),
                     "stored": _value(stored),
                     "expected": _value(expected),
                 }
-                for (symbol, start), stored, expected in self.wrong[:EXAMPLES]
+                for (symbol, source, start), stored, expected in self.wrong[:EXAMPLES]
             ],
         }
 
@@ -81,9 +82,9 @@ class LatestCheck:
 def compare_latest(
     expected: Expected,
     prices: dict[str, tuple[int, float]],
-    aggregates: dict[str, tuple[int, WindowValue]],
+    aggregates: dict[Series, tuple[int, WindowValue]],
 ) -> LatestCheck:
-    """Each coin's latest rows (stored) against its newest tick and current window."""
+    """Each coin's latest rows (stored) against its newest tick and current windows."""
     wrong: list[dict[str, Any]] = []
     symbols = sorted(set(expected.latest_prices) | set(prices))
     for symbol in symbols:
@@ -96,14 +97,16 @@ def compare_latest(
         ):
             wrong.append({"table": "latest_prices", "symbol": symbol,
                           "stored": got_price, "expected": want_price})  # fmt: skip
-        got, want = aggregates.get(symbol), expected.latest_windows.get(symbol)
+    series = sorted(set(expected.latest_windows) | set(aggregates))
+    for symbol, source in series:
+        got, want = aggregates.get((symbol, source)), expected.latest_windows.get((symbol, source))
         if got is None or want is None or got[0] != want[0] or not got[1].matches(want[1]):
             wrong.append({
-                "table": "latest_aggregates", "symbol": symbol,
+                "table": "latest_aggregates", "symbol": symbol, "source": source,
                 "stored": got and (_iso(got[0]), asdict(got[1])),
                 "expected": want and (_iso(want[0]), asdict(want[1])),
             })  # fmt: skip
-    return LatestCheck(2 * len(symbols), wrong)
+    return LatestCheck(len(symbols) + len(series), wrong)
 
 
 def _window(row: dict[str, Any]) -> tuple[int, WindowValue]:
@@ -122,20 +125,20 @@ def check_cassandra(settings: Settings, expected: Expected) -> tuple[WindowCheck
     window_s = settings.aggregate_window_s
     keyspace = settings.cassandra_keyspace
     stored: dict[WindowKey, WindowValue] = {}
-    latest_windows: dict[str, tuple[int, WindowValue]] = {}
-    starts = [start for _, start in expected.windows] or [0]
+    latest_windows: dict[Series, tuple[int, WindowValue]] = {}
+    starts = [start for *_, start in expected.windows] or [0]
     cluster, session = cassandra.connect(settings)
     try:
-        for symbol in sorted({symbol for symbol, _ in expected.windows}):
+        for symbol, source in sorted({(symbol, source) for symbol, source, _ in expected.windows}):
             for day in cassandra_queries.days_between(min(starts) * 1000, max(starts) * 1000 + 1):
                 for row in cassandra_queries.aggregate_windows(
-                    session, keyspace, symbol, window_s, day
+                    session, keyspace, symbol, source, window_s, day
                 ):
                     start, value = _window(row)
-                    stored[(symbol, start)] = value
+                    stored[(symbol, source, start)] = value
         for table, row in cassandra_queries.aggregate_rows(session, keyspace):
             if table == "latest_aggregates":
-                latest_windows[row["symbol"]] = _window(row)
+                latest_windows[(row["symbol"], row["source"])] = _window(row)
         prices = {
             row["symbol"]: (row["event_time_ms"], row["price"])
             for row in cassandra_queries.latest_prices(session, keyspace)

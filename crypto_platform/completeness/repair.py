@@ -3,9 +3,9 @@
 Late ticks (behind Spark's watermark), backfilled spans and replayed dead letters reach
 MongoDB but not the streaming job's windows. A repair reads the span's ticks from MongoDB
 (range reads of the `event_time` index), recomputes every window that overlaps the
-span with the streaming job's own window math (`batch_partials`, `window_rows`), and writes
-the ticks, the windows and, where newer, `latest_*` through the streaming job's own writer.
-Running it twice writes the same rows: upserts by primary key.
+span, per coin and source, with the streaming job's own window math (`batch_partials`,
+`window_rows`), and writes the ticks, the windows and, where newer, `latest_*` through the
+streaming job's own writer. Running it twice writes the same rows: upserts by primary key.
 
 The span is walked an hour of window starts at a time, so memory holds one hour of ticks
 (plus a window's length), whatever the span.
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 __all__ = ["RepairStats", "repair"]
 
 HOUR_MS = 3_600_000
+Series = tuple[str, str]  # (symbol, source): one coin's windows from one source
 # Tick fields read from MongoDB: what the Cassandra tables hold (TICK_VALUES less `day`).
 TICK_FIELDS = [name for name in TICK_VALUES if name != "day"]
 
@@ -96,14 +97,14 @@ def repair(
         prices = mongo.prices_collection(client, settings)
         seen: set[str] = set()
         for first, last in _hours_of_starts(since_ms - window_ms, until_ms):
-            by_symbol = _ticks(prices, symbols, first, last + window_ms)
-            for symbol, ticks in sorted(by_symbol.items()):
-                seen.add(symbol)
+            by_series = _ticks(prices, symbols, first, last + window_ms)
+            for series, ticks in sorted(by_series.items()):
+                seen.add(series[0])
                 stats.ticks_read += len(ticks)
-                written = _rewrite(settings, target, symbol, ticks, (first, last), stats)
+                written = _rewrite(settings, target, series, ticks, (first, last), stats)
                 if written:
                     progress(
-                        f"repair {symbol} {_iso(first)}: {written[0]} ticks, "
+                        f"repair {series[0]} ({series[1]}) {_iso(first)}: {written[0]} ticks, "
                         f"{written[1]} windows ({stats.ticks_read / _elapsed(started):.0f} ticks/s)"
                     )
         stats.symbols = sorted(seen)
@@ -125,25 +126,25 @@ def _hours_of_starts(first_ms: int, until_ms: int) -> Iterator[tuple[int, int]]:
 
 def _ticks(
     prices: Collection, symbols: list[str] | None, since_ms: int, until_ms: int
-) -> dict[str, list[dict[str, Any]]]:
-    """Each coin's ticks in [since, until), oldest first, as MongoDB holds them.
+) -> dict[Series, list[dict[str, Any]]]:
+    """Each coin's ticks in [since, until) per source, oldest first, as MongoDB holds them.
 
     One range read of the `event_time` index for every coin at once (no sort, no per-coin
-    query); grouped by coin here, each coin's ticks keep the index's order.
+    query); grouped by coin and source here, each series keeps the index's order.
     """
     span: dict[str, Any] = {"event_time_ms": {"$gte": since_ms, "$lt": until_ms}}
     if symbols:
         span["symbol"] = {"$in": symbols}
-    by_symbol: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_series: dict[Series, list[dict[str, Any]]] = defaultdict(list)
     for doc in prices.find(span, {"_id": 0, **dict.fromkeys(TICK_FIELDS, 1)}):
-        by_symbol[doc["symbol"]].append(mongo.plain_ints(doc))
-    return by_symbol
+        by_series[(doc["symbol"], doc["source"])].append(mongo.plain_ints(doc))
+    return by_series
 
 
 def _rewrite(
     settings: Settings,
     target: CassandraTarget,
-    symbol: str,
+    series: Series,
     ticks: list[dict[str, Any]],
     starts: tuple[int, int],
     stats: RepairStats,
@@ -157,11 +158,11 @@ def _rewrite(
     partials = batch_partials(prices, window_ms, slide_ms)
     partials = partials[(partials.index >= first) & (partials.index < last)]
     changed = dict(zip(partials.index, partials.itertuples(index=False), strict=True))
-    windows = window_rows(symbol, changed, window_ms)
+    windows = window_rows(*series, changed, window_ms)
     lo, hi = max(first, stats.since_ms), min(last, stats.until_ms)
     own = [t for t in ticks if lo <= t["event_time_ms"] < hi]
     write_rows(target, _tick_columns(own), _window_columns(windows),
-               write_latest=_newest(target, symbol, windows))  # fmt: skip
+               write_latest=_newest(target, series, windows))  # fmt: skip
     stats.ticks_written += len(own)
     stats.windows_written += len(windows)
     stats.hours |= {t["event_time_ms"] - t["event_time_ms"] % HOUR_MS for t in own}
@@ -169,8 +170,8 @@ def _rewrite(
     return len(own), len(windows)
 
 
-def _newest(target: CassandraTarget, symbol: str, windows: pd.DataFrame) -> bool:
-    """Whether the repaired windows hold the coin's current one (none later is stored).
+def _newest(target: CassandraTarget, series: Series, windows: pd.DataFrame) -> bool:
+    """Whether the repaired windows hold the series' current one (none later is stored).
 
     Rows are written at the client's clock, so a repair of an old hour must not write its
     newest window over a later one in `latest_aggregates`.
@@ -183,8 +184,8 @@ def _newest(target: CassandraTarget, symbol: str, windows: pd.DataFrame) -> bool
         session_for(target)
         .execute(
             f"SELECT window_start FROM {target.keyspace}.latest_aggregates "
-            "WHERE symbol = %s AND window_seconds = %s",
-            [symbol, target.window_seconds],
+            "WHERE symbol = %s AND window_seconds = %s AND source = %s",
+            [series[0], target.window_seconds, series[1]],
         )
         .one()
     )

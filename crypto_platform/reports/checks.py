@@ -206,7 +206,9 @@ def aggregates_ordered(stores: Stores) -> Outcome:
     ):
         rows += 1
         if not _ordered(row):
-            bad.append(f"{table} {row['symbol']} {row['window_start']:%Y-%m-%d %H:%M}")
+            bad.append(
+                f"{table} {row['symbol']} ({row['source']}) {row['window_start']:%Y-%m-%d %H:%M}"
+            )
     return Outcome(
         not bad,
         f"{len(bad)} aggregate rows out of order" if bad else f"{rows} rows in order",

@@ -164,10 +164,10 @@ def spark_batches(checkpoint: Path, last: int = SPARK_BATCHES) -> dict[str, Any]
 
 
 def spark_throughput(settings: Settings) -> dict[str, Any]:
-    from crypto_platform.spark.job import QUERY, checkpoint_dir  # imports pyspark: only here
+    from crypto_platform.spark.job import CHECKPOINT, QUERY, checkpoint_dir  # imports pyspark
 
     root = checkpoint_dir(settings)
-    return {"checkpoint": str(root), QUERY: spark_batches(root / QUERY)}
+    return {"checkpoint": str(root), QUERY: spark_batches(root / CHECKPOINT)}
 
 
 def throughput_report(stores: Stores, latency_window_s: int = 600) -> dict[str, Any]:

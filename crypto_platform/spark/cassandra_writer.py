@@ -1,7 +1,7 @@
 """The foreachBatch writer: upserts into the four Cassandra tables, concurrent, never row by row.
 
 Each batch is written in one pass on the executors: a partition holds whole coins (the
-rows come grouped by symbol), its ticks and the windows they changed, handed over as
+rows come grouped by symbol and source), its ticks and the windows they changed, handed over as
 Arrow columns. One session and one set of prepared statements per Python worker;
 unlogged batches of one Cassandra partition each, many in flight. `latest_prices` rows
 are written `USING TIMESTAMP` of their event time and source (`price_version`), so of
@@ -105,7 +105,7 @@ AGGREGATE_COLUMNS = (
     "arithmetic_mean", "geometric_mean", "harmonic_mean", "tick_count", "min_price",
     "max_price", "first_price", "last_price", "updated_at",
 )  # fmt: skip
-WINDOW_KEY = ("symbol", "window_seconds", "window_start", "window_end")
+WINDOW_KEY = ("symbol", "source", "window_seconds", "window_start", "window_end")
 # Where a Cassandra column comes from in a batch (timestamps travel as ms since the epoch,
 # which the driver writes as they are).
 SOURCE_COLUMN = {
@@ -113,9 +113,9 @@ SOURCE_COLUMN = {
     "window_start": "window_start_ms", "window_end": "window_end_ms",
 }  # fmt: skip
 WINDOW_VALUES = (
-    "symbol", "day", "window_start_ms", "window_end_ms", "arithmetic_mean", "geometric_mean",
-    "harmonic_mean", "tick_count", "min_price", "max_price", "first_price", "last_price",
-    "last_event_ms",
+    "symbol", "source", "day", "window_start_ms", "window_end_ms", "arithmetic_mean",
+    "geometric_mean", "harmonic_mean", "tick_count", "min_price", "max_price", "first_price",
+    "last_price", "last_event_ms",
 )  # fmt: skip
 TICK_VALUES = tuple(
     dict.fromkeys(SOURCE_COLUMN.get(c, c) for c in (*PRICE_COLUMNS, *LATEST_PRICE_COLUMNS))
@@ -187,18 +187,19 @@ def partition_batches(
     return statements
 
 
-def current_windows(windows: list[tuple]) -> dict[str, tuple]:
-    """Per coin, its current window among these rows (shaped as WINDOW_VALUES).
+def current_windows(windows: list[tuple]) -> dict[tuple[str, str], tuple]:
+    """Per coin and source, its current window among these rows (shaped as WINDOW_VALUES).
 
     The streaming job sends each batch's coins' current windows (`current_window`), so the
     rows of a batch always hold them.
     """
-    by_symbol: dict[str, dict[int, tuple]] = defaultdict(dict)
+    by_series: dict[tuple[str, str], dict[int, tuple]] = defaultdict(dict)
     for row in windows:
-        by_symbol[row[0]][row[2]] = row
+        symbol, source, _day, start = row[:4]
+        by_series[(symbol, source)][start] = row
     return {
-        symbol: rows[current_window({start: row[-1] for start, row in rows.items()})]
-        for symbol, rows in by_symbol.items()
+        series: rows[current_window({start: row[-1] for start, row in rows.items()})]
+        for series, rows in by_series.items()
     }
 
 
@@ -211,7 +212,8 @@ def window_statements(
     the later write of a row wins whole (it writes every column), a DELETE from cqlsh works
     as usual, and a repair run after the stream wins over the rows it corrects. The stream
     writes `latest_aggregates` only from the coins' current windows, batch after batch;
-    a repair only where its window is the coin's newest (`write_latest`).
+    a repair only where its window is the coin's newest (`write_latest`). A coin has one
+    window series per source.
     """
     ks, seconds = target.keyspace, target.window_seconds
     by_symbol = prepared(
@@ -224,12 +226,12 @@ def window_statements(
     now = dt.datetime.now(dt.UTC)
     rows = list(zip(*(windows[c] for c in WINDOW_VALUES), strict=True))
     statements: list[tuple[Any, Any]] = [
-        (by_symbol, (symbol, seconds, start, end, day, *means, now))
-        for symbol, day, start, end, *means, _ in rows
+        (by_symbol, (symbol, source, seconds, start, end, day, *means, now))
+        for symbol, source, day, start, end, *means, _ in rows
     ]
     if write_latest:
-        for symbol, _, start, end, *means, _last_ms in current_windows(rows).values():
-            statements.append((latest, (symbol, seconds, start, end, *means, now)))
+        for symbol, source, _, start, end, *means, _last in current_windows(rows).values():
+            statements.append((latest, (symbol, source, seconds, start, end, *means, now)))
     return statements
 
 

@@ -47,7 +47,7 @@ def ticks_and_windows(
     """
     return (
         ticks.withWatermark("event_time", f"{watermark_s} seconds")
-        .groupBy("symbol")
+        .groupBy("symbol", "source")
         .transformWithStateInPandas(
             statefulProcessor=WindowedMeans(window_s, slide_s),
             outputStructType=OUTPUT,

@@ -1,12 +1,14 @@
-"""Per coin, the moving means over sliding windows, kept in Spark's state store.
+"""Per coin and source, the moving means over sliding windows, kept in Spark's state store.
 
 One stateful processor (`transformWithStateInPandas`, event time) sees every tick of a
-coin, drops the ones it has seen before, passes the rest on for the raw price tables, and
-folds them into the partial sums of each window that holds them (a `MapState` from window
-start to partials, in the query's checkpoint). Each batch emits the windows it changed,
-whole (Update mode). Timers at slide boundaries remove what the watermark has passed:
-Spark drops ticks older than the watermark before they get here, so no later tick can
-reach a window that ended, nor repeat an identity from before it.
+coin from one source (a window never mixes sources: Binance's USDT quotes, Coinranking's
+USD prices and the simulator's are each averaged apart), drops the ones it has seen
+before, passes the rest on for the raw price tables, and folds them into the partial sums
+of each window that holds them (a `MapState` from window start to partials, in the query's
+checkpoint). Each batch emits the windows it changed, whole (Update mode). Timers at slide
+boundaries remove what the watermark has passed: Spark drops ticks older than the
+watermark before they get here, so no later tick can reach a window that ended, nor repeat
+an identity from before it.
 
 Duplicates are checked here rather than by `dropDuplicates`: Spark's operator scans its
 whole store for expired keys on every batch (with a 10 min watermark at 1,000 ticks/s,
@@ -51,7 +53,7 @@ _TICK_COLUMNS = TICK_COLUMNS.rsplit(", ", 1)[0]  # without invalid_reason: only 
 OUTPUT = f"kind string, {_TICK_COLUMNS}, {WINDOW_COLUMNS}"
 _TYPES = dict(column.split() for column in OUTPUT.split(", "))
 PARTIAL_NAMES = [column.split()[0] for column in PARTIALS.split(", ")]
-IDENTITY_KEY = "slide_start_ms long, source string"
+IDENTITY_KEY = "slide_start_ms long"
 IDENTITY_VALUE = "event_times_ms binary"  # int64 array: ticks seen in the slide
 
 
@@ -132,7 +134,9 @@ def merge(old: tuple, new: tuple) -> tuple:
     )
 
 
-def window_rows(symbol: str, windows: dict[int, tuple], window_ms: int) -> pd.DataFrame:
+def window_rows(
+    symbol: str, source: str, windows: dict[int, tuple], window_ms: int
+) -> pd.DataFrame:
     """The output rows of the windows a batch changed, means computed from their partials."""
     starts = np.fromiter(windows, dtype=np.int64, count=len(windows))
     p = pd.DataFrame(list(windows.values()), columns=PARTIAL_NAMES)
@@ -141,6 +145,7 @@ def window_rows(symbol: str, windows: dict[int, tuple], window_ms: int) -> pd.Da
         WINDOW,
         {
             "symbol": symbol,
+            "source": source,
             "window_start_ms": starts,
             "window_end_ms": starts + window_ms,
             "arithmetic_mean": p["price_sum"].to_numpy() / count,
@@ -158,7 +163,7 @@ def window_rows(symbol: str, windows: dict[int, tuple], window_ms: int) -> pd.Da
 
 
 class WindowedMeans(StatefulProcessor):
-    """Grouped by symbol: ticks pass through, windows are folded into state and emitted."""
+    """Grouped by coin and source: ticks pass through, windows are folded into state, emitted."""
 
     def __init__(self, window_s: int, slide_s: int) -> None:
         self.window_ms, self.slide_ms = window_s * 1000, slide_s * 1000
@@ -172,7 +177,7 @@ class WindowedMeans(StatefulProcessor):
     def handleInputRows(
         self, key: Any, rows: Iterator[pd.DataFrame], timerValues: TimerValues
     ) -> Iterator[pd.DataFrame]:
-        (symbol,) = key
+        symbol, source = key
         # Window ends and slide ends share timestamps: register each once (Spark warns on
         # every repeat).
         self.timers = set(self.handle.listTimers())
@@ -198,31 +203,31 @@ class WindowedMeans(StatefulProcessor):
         known = {**stored, **changed}
         last = PARTIAL_NAMES.index("last_ms")
         current = current_window({start: partial[last] for start, partial in known.items()})
-        yield window_rows(symbol, {**changed, current: known[current]}, self.window_ms)
+        yield window_rows(symbol, source, {**changed, current: known[current]}, self.window_ms)
 
     def _first_seen(self, ticks: pd.DataFrame) -> pd.DataFrame:
         """The ticks not seen before (nor earlier in this batch); their identities kept.
 
-        A tick's identity within its coin is its source and event time (the MongoDB
-        sink's `_id` rule); identities are read and written per slide and source.
+        A tick's identity within its coin and source is its event time (the MongoDB
+        sink's `_id` rule); identities are read and written per slide.
         """
         times = ticks["event_time_ms"].to_numpy(dtype=np.int64)
-        keep = ~ticks.duplicated(["source", "event_time_ms"]).to_numpy()
+        keep = ~ticks.duplicated(["event_time_ms"]).to_numpy()
         slides = times - times % self.slide_ms
-        for (slide, source), rows in ticks.groupby([slides, ticks["source"]]).indices.items():
-            key = (int(slide), str(source))
+        for slide, rows in pd.Series(slides).groupby(slides).indices.items():
+            key = (int(slide),)
             before = self._identities(key)
             keep[rows] &= ~np.isin(times[rows], before)
             seen = np.concatenate([before, times[rows][keep[rows]]])
             self.identities.updateValue(key, (seen.tobytes(),))
         return ticks[keep]
 
-    def _identities(self, slide_and_source: tuple[int, str]) -> np.ndarray:
-        """Event times seen in a slide from a source; a new slide gets its expiry timer."""
-        if self.identities.containsKey(slide_and_source):
-            stored = self.identities.getValue(slide_and_source)
+    def _identities(self, slide: tuple[int]) -> np.ndarray:
+        """Event times seen in a slide; a new slide gets its expiry timer."""
+        if self.identities.containsKey(slide):
+            stored = self.identities.getValue(slide)
             return np.frombuffer(stored[0] if stored else b"", np.int64)
-        self._expire_at(slide_and_source[0] + self.slide_ms)
+        self._expire_at(slide[0] + self.slide_ms)
         return np.empty(0, dtype=np.int64)
 
     def _expire_at(self, moment_ms: int) -> None:
@@ -240,9 +245,9 @@ class WindowedMeans(StatefulProcessor):
         """
         boundary = expiredTimerInfo.getExpiryTimeInMs()
         self.windows.removeKey((boundary - self.window_ms,))
-        for slide, source in list(self.identities.keys()):
+        for (slide,) in list(self.identities.keys()):
             if slide + self.slide_ms <= boundary:
-                self.identities.removeKey((slide, source))
+                self.identities.removeKey((slide,))
         return iter([])
 
     def close(self) -> None:

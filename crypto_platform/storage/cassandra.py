@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-import time
 
 from cassandra import ConsistencyLevel, InvalidRequest
 from cassandra.auth import PlainTextAuthProvider
@@ -32,21 +31,25 @@ TABLES: dict[str, str] = {
         )""",
     "aggregates_by_symbol": """
         CREATE TABLE IF NOT EXISTS {ks}.aggregates_by_symbol (
-            symbol text, window_seconds int, day text, window_start timestamp,
+            symbol text, source text, window_seconds int, day text, window_start timestamp,
             window_end timestamp, arithmetic_mean double, geometric_mean double,
             harmonic_mean double, tick_count bigint, min_price double, max_price double,
             first_price double, last_price double, updated_at timestamp,
-            PRIMARY KEY ((symbol, window_seconds, day), window_start)
+            PRIMARY KEY ((symbol, source, window_seconds, day), window_start)
         ) WITH CLUSTERING ORDER BY (window_start DESC)""",
     "latest_aggregates": """
         CREATE TABLE IF NOT EXISTS {ks}.latest_aggregates (
-            symbol text, window_seconds int, window_start timestamp, window_end timestamp,
-            arithmetic_mean double, geometric_mean double, harmonic_mean double,
-            tick_count bigint, min_price double, max_price double, first_price double,
-            last_price double, updated_at timestamp,
-            PRIMARY KEY ((symbol), window_seconds)
+            symbol text, source text, window_seconds int, window_start timestamp,
+            window_end timestamp, arithmetic_mean double, geometric_mean double,
+            harmonic_mean double, tick_count bigint, min_price double, max_price double,
+            first_price double, last_price double, updated_at timestamp,
+            PRIMARY KEY ((symbol), window_seconds, source)
         )""",
 }
+# Tables whose windows are per source: an earlier release keyed them by coin alone, mixing
+# sources in one window. A key cannot be altered; `ensure_schema` drops such a table
+# (its rows are derived) and creates it anew, and the repair recomputes it from MongoDB.
+SOURCED_TABLES = ("aggregates_by_symbol", "latest_aggregates")
 
 
 # Columns added after a table's first release: `ensure_schema` adds them to older tables
@@ -105,9 +108,10 @@ def ensure_schema(
     replication_factor: int = 1,
     *,
     prices_ttl_days: int | None = None,
-) -> list[str]:
-    """Create the keyspace and the four tables if missing; return the table names.
+) -> tuple[list[str], list[str]]:
+    """Create the keyspace and the four tables if missing; return them and those rebuilt.
 
+    A table is rebuilt when an earlier release keyed it without the source (`SOURCED_TABLES`).
     `prices_ttl_days` (CRYPTO_CASSANDRA_PRICES_TTL_DAYS) is prices_by_symbol's default TTL,
     set or changed in place (None: 0, rows never expire); it applies to rows written after.
     """
@@ -115,33 +119,22 @@ def ensure_schema(
         f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
         f"{{'class': 'SimpleStrategy', 'replication_factor': {int(replication_factor)}}}"
     )
+    rebuilt = _drop_unsourced(session, keyspace)
     for statement in TABLES.values():
         session.execute(statement.format(ks=keyspace))
     _add_missing_columns(session, keyspace)
     _set_default_ttl(session, keyspace, "prices_by_symbol", (prices_ttl_days or 0) * 86_400)
-    return list(TABLES)
+    return list(TABLES), rebuilt
 
 
-# Earlier releases wrote `latest_aggregates` at `last event ms * 1,000,000 + tick count`,
-# a thousand times a microsecond clock: no later write, DELETE or TTL could win over them.
-FAR_FUTURE_US = 86_400 * 1_000_000  # a write timestamp further than a day ahead is one
-
-
-def drop_far_future_rows(session: Session, keyspace: str) -> int:
-    """Empty `latest_aggregates` if a row of it carries an earlier release's timestamp.
-
-    The table is derived (each coin's current window): the streaming job writes it again
-    with its next batch of the coin. TRUNCATE is the one way past those timestamps (a
-    DELETE would leave tombstones as far in the future). Returns the rows dropped.
-    """
-    rows = list(
-        session.execute(f"SELECT WRITETIME(arithmetic_mean) FROM {keyspace}.latest_aggregates")
-    )
-    now_us = int(time.time() * 1_000_000)
-    if not any((row[0] or 0) > now_us + FAR_FUTURE_US for row in rows):
-        return 0
-    session.execute(f"TRUNCATE {keyspace}.latest_aggregates")
-    return len(rows)
+def _drop_unsourced(session: Session, keyspace: str) -> list[str]:
+    """Drop the SOURCED_TABLES an earlier release created without a `source` column."""
+    session.cluster.refresh_schema_metadata()
+    tables = session.cluster.metadata.keyspaces[keyspace].tables
+    stale = [t for t in SOURCED_TABLES if t in tables and "source" not in tables[t].columns]
+    for table in stale:
+        session.execute(f"DROP TABLE {keyspace}.{table}")
+    return stale
 
 
 def _set_default_ttl(session: Session, keyspace: str, table: str, ttl_s: int) -> None:

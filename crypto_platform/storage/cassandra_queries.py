@@ -21,7 +21,7 @@ PAGE = 5000
 COUNT_TIMEOUT_S = 120.0
 
 AGGREGATE_COLUMNS = (
-    "symbol", "window_start", "arithmetic_mean", "geometric_mean", "harmonic_mean",
+    "symbol", "source", "window_start", "arithmetic_mean", "geometric_mean", "harmonic_mean",
     "tick_count", "min_price", "max_price",
 )  # fmt: skip
 
@@ -102,15 +102,15 @@ def price_keys(session: Session, keyspace: str, symbol: str, day: str) -> Iterat
 
 
 def aggregate_windows(
-    session: Session, keyspace: str, symbol: str, window_seconds: int, day: str
+    session: Session, keyspace: str, symbol: str, source: str, window_seconds: int, day: str
 ) -> Iterator[dict[str, Any]]:
-    """Every row of one aggregates_by_symbol partition (windows starting on `day`), paged."""
+    """Every row of one aggregates_by_symbol partition (one source's windows of `day`), paged."""
     statement = session.prepare(
         f"SELECT * FROM {keyspace}.aggregates_by_symbol "
-        "WHERE symbol = ? AND window_seconds = ? AND day = ?"
+        "WHERE symbol = ? AND source = ? AND window_seconds = ? AND day = ?"
     )
     statement.fetch_size = PAGE
-    for row in session.execute(statement, (symbol, window_seconds, day)):
+    for row in session.execute(statement, (symbol, source, window_seconds, day)):
         yield row._asdict()
 
 
