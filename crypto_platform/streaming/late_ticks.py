@@ -5,9 +5,9 @@ less `CRYPTO_AGGREGATE_WATERMARK_S`) before it reaches a window, and the dropped
 seen nowhere but in a count. The MongoDB sink reads the same topic and sees every tick, so
 it applies the same rule: a tick older than the newest event time stored before its poll
 (in MongoDB when the sink starts, then its own polls), less the watermark, is late. Its
-hour is recorded in MongoDB (`late_hours`: a count and when the last one came), and the
-completeness automation repairs the hour from MongoDB once Spark's windows over it are
-final.
+hour is recorded in MongoDB (`late_hours`: a count, when the last one came and the newest
+event time among them), and the completeness automation repairs the hour from MongoDB once
+Spark's windows over those ticks are final.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class LateTicks:
         self._late_hours = late_hours
         self._newest = newest_ms  # the newest event time stored before this poll
         self._pending: Counter[int] = Counter()
+        self._newest_late: dict[int, int] = {}  # hour: the newest late event time in it
 
     def see(self, event_times_ms: Iterable[int]) -> int:
         """Count this poll's late ticks by hour; returns how many were late."""
@@ -44,7 +45,10 @@ class LateTicks:
             return 0
         mark = self._newest - self._watermark_ms
         late = [t for t in times if t < mark]
-        self._pending.update(t - t % HOUR_MS for t in late)
+        for t in late:
+            hour = t - t % HOUR_MS
+            self._pending[hour] += 1
+            self._newest_late[hour] = max(self._newest_late.get(hour, t), t)
         self._newest = max(self._newest, max(times))
         if self._pending:
             self._record()
@@ -57,9 +61,12 @@ class LateTicks:
             for hour, count in list(self._pending.items()):
                 self._late_hours.update_one(
                     {"_id": hour},
-                    {"$inc": {"count": count}, "$max": {"last_seen_ms": stamp}},
+                    {
+                        "$inc": {"count": count},
+                        "$max": {"last_seen_ms": stamp, "newest_late_ms": self._newest_late[hour]},
+                    },
                     upsert=True,
                 )
-                del self._pending[hour]
+                del self._pending[hour], self._newest_late[hour]
         except PyMongoError as error:
             log.warning("could not record the late ticks' hours yet (%s); will try again", error)

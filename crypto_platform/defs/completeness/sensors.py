@@ -8,9 +8,10 @@ and is still open, one run key per gap and attempt. A gap whose last run failed 
 
 `late_tick_sensor`: the hours the MongoDB sink recorded as having received ticks behind
 Spark's watermark (`late_hours`) are repaired (a `repair_hours` run of that hour's
-partition of `cassandra/repaired_hours`) once Spark's windows over them are final: the
-watermark and a window's length past the hour's end. The run key holds when the hour's
-last late tick came, so each new late arrival repairs the hour once more.
+partition of `cassandra/repaired_hours`) once the hour has closed (its partition exists)
+and Spark's windows over those ticks are final: the watermark, a window's length and a
+minute past the newest late tick's event time. The run key holds when the hour's last
+late tick came, so each new late arrival repairs the hour once more.
 """
 
 import time
@@ -113,6 +114,15 @@ HOUR_MS = 3_600_000
 SETTLE_MS = 60_000
 
 
+def _final_at(doc: dict, final_ms: int) -> int:
+    """When a `late_hours` record's hour can be repaired: closed, its late ticks' windows final.
+
+    Records of an earlier release have no `newest_late_ms`: their hour's end stands for it.
+    """
+    hour_end = int(doc["_id"]) + HOUR_MS
+    return max(hour_end, int(doc.get("newest_late_ms", hour_end)) + final_ms)
+
+
 @dg.sensor(
     job=repair_hours,
     minimum_interval_seconds=60,
@@ -128,7 +138,7 @@ def late_tick_sensor(
     """Reads only what changed: hours whose last late tick came after the cursor."""
     settings = settings_for(kafka, mongo, cassandra)
     final_ms = (settings.aggregate_watermark_s + settings.aggregate_window_s) * 1000 + SETTLE_MS
-    settled_before = now_ms() - final_ms - HOUR_MS  # hours starting before this are final
+    now = now_ms()
     cursor = int(context.cursor or 0)
     client = mongo_store.connect(settings)
     try:
@@ -139,8 +149,8 @@ def late_tick_sensor(
         )
     finally:
         client.close()
-    settled = [doc for doc in changed if doc["_id"] <= settled_before]
-    waiting = [int(doc["last_seen_ms"]) for doc in changed if doc["_id"] > settled_before]
+    settled = [doc for doc in changed if _final_at(doc, final_ms) <= now]
+    waiting = [int(doc["last_seen_ms"]) for doc in changed if _final_at(doc, final_ms) > now]
     # The cursor passes every hour handled, never one still waiting for its windows.
     seen = [int(doc["last_seen_ms"]) for doc in changed]
     next_cursor = min(waiting) - 1 if waiting else max(seen, default=cursor)
