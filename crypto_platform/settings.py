@@ -221,6 +221,11 @@ class Settings(BaseSettings):
     symbols: Annotated[list[str], NoDecode] = Field(
         ["BTC", "ETH", "SOL"], description="Base assets to follow, comma-separated."
     )
+    simulated_rate: Annotated[float, Field(gt=0)] = Field(
+        10.0,
+        description="The simulated and replay sources in Dagster's `ingest_prices`: ticks per "
+        "second, all coins together (`crypto-platform produce` takes `--rate`).",
+    )
 
     gap_cadence_s: dict[str, Annotated[float, Field(gt=0)]] = Field(
         {"binance": 2.0, "binance-ws": 2.0, "coinranking": 2.0, "simulated": 2.0},

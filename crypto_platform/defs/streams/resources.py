@@ -156,18 +156,20 @@ class PriceSourceResource(_SettingsResource):
     source: str | None = None
     symbols: list[str] | None = None
     interval_s: float = 2.0
-    # Simulated and replay sources: ticks per second in all (a live feed, not a flood).
-    rate: float = 10.0
+    # Simulated and replay sources: ticks per second in all (default CRYPTO_SIMULATED_RATE).
+    rate: float | None = None
     seed: int = 42
     replay_file: str | None = None
 
-    SETTINGS: ClassVar[dict[str, str]] = {"source": "source", "symbols": "symbols"}
+    SETTINGS: ClassVar[dict[str, str]] = {
+        "source": "source", "symbols": "symbols", "rate": "simulated_rate",
+    }  # fmt: skip
 
     def build(self, settings: Settings) -> PriceSource:
         return build_source(
             settings,
             interval=self.interval_s,
-            rate=self.rate,
+            rate=settings.simulated_rate,
             seed=self.seed,
             replay_file=Path(self.replay_file) if self.replay_file else None,
         )
