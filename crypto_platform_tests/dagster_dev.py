@@ -45,6 +45,15 @@ class DagsterDev:
         state_id = data["sensorOrError"]["sensorState"]["id"]
         self.graphql("mutation($id: String!) { stopSensor(id: $id) { __typename } }", id=state_id)
 
+    def start_sensor(self, name: str) -> None:
+        """Switch a sensor back on (as the UI's toggle does)."""
+        self.graphql(
+            """mutation($name: String!) { startSensor(sensorSelector: {
+                 repositoryLocationName: "crypto_platform", repositoryName: "__repository__",
+                 sensorName: $name}) { __typename } }""",
+            name=name,
+        )
+
 
 @contextlib.contextmanager
 def dagster_dev(home: Path, env: dict[str, str]) -> Iterator[DagsterDev]:

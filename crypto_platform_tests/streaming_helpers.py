@@ -68,6 +68,11 @@ def committed_offsets(settings: Settings) -> dict[int, int | None]:
         consumer.close()
 
 
+def committed_total(settings: Settings) -> int:
+    """The sink group's committed offsets, summed over the topic's partitions."""
+    return sum(offset or 0 for offset in committed_offsets(settings).values())
+
+
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

@@ -109,7 +109,8 @@ def compare_latest(
     return LatestCheck(len(symbols) + len(series), wrong)
 
 
-def _window(row: dict[str, Any]) -> tuple[int, WindowValue]:
+def stored_window(row: dict[str, Any]) -> tuple[int, WindowValue]:
+    """A stored window row as (start, epoch s) and its count and means."""
     start = int(row["window_start"].replace(tzinfo=dt.UTC).timestamp())
     value = WindowValue(
         int(row["tick_count"]),
@@ -134,11 +135,11 @@ def check_cassandra(settings: Settings, expected: Expected) -> tuple[WindowCheck
                 for row in cassandra_queries.aggregate_windows(
                     session, keyspace, symbol, source, window_s, day
                 ):
-                    start, value = _window(row)
+                    start, value = stored_window(row)
                     stored[(symbol, source, start)] = value
         for table, row in cassandra_queries.aggregate_rows(session, keyspace):
             if table == "latest_aggregates":
-                latest_windows[(row["symbol"], row["source"])] = _window(row)
+                latest_windows[(row["symbol"], row["source"])] = stored_window(row)
         prices = {
             row["symbol"]: (row["event_time_ms"], row["price"])
             for row in cassandra_queries.latest_prices(session, keyspace)
