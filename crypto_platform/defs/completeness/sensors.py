@@ -1,10 +1,12 @@
 """The completeness automation's sensors: gaps to backfill and repair, late hours to repair.
 
 `gap_sensor`: each tick it detects the gaps of the last `LOOKBACK_MS` (the ledger records
-them), and requests a `gap_repair` run for each gap that has closed (a tick came after it)
-and is still open, one run key per gap and attempt. A gap whose last run failed waits
-`BACKOFF_BASE_S * 2^(failures - 1)` seconds (capped) before its next attempt; at most
-`MAX_REQUESTS` runs are requested per tick, and the pool `gap_repair` runs one at a time.
+them), and requests a `gap_repair` run for each gap that has closed and is still open: a
+tick came after it (its end is that tick's time, before the evaluation began; an open
+head gap ends at the detection's now). One run key per gap and attempt. A gap whose last
+run failed waits `BACKOFF_BASE_S * 2^(failures - 1)` seconds (capped) before its next
+attempt; at most `MAX_REQUESTS` runs are requested per tick, and the pool `gap_repair`
+runs one at a time.
 
 `late_tick_sensor`: the hours the MongoDB sink recorded as having received ticks behind
 Spark's watermark (`late_hours`) are repaired (a `repair_hours` run of that hour's
@@ -31,7 +33,6 @@ from crypto_platform.storage import mongo as mongo_store
 from crypto_platform.ticks import now_ms
 
 LOOKBACK_MS = 6 * 3_600_000
-CLOSED_MS = 30_000  # a gap whose end is this old is not the head of a live stream
 MAX_REQUESTS = 4
 BACKOFF_BASE_S = 30.0
 BACKOFF_MAX_S = 1800.0
@@ -52,13 +53,15 @@ def _failures(context: dg.SensorEvaluationContext, gap: Gap) -> tuple[int, float
 
 
 def request_repairs(
-    context: dg.SensorEvaluationContext, gaps: list[Gap]
+    context: dg.SensorEvaluationContext, gaps: list[Gap], began_ms: int
 ) -> dg.SensorResult | dg.SkipReason:
-    """Run requests for the closed, open gaps (the body, apart from reading the ledger)."""
-    now = now_ms()
+    """Run requests for the closed, open gaps (the body, apart from reading the ledger).
+
+    `began_ms`: when the evaluation began, before the gaps were detected.
+    """
     requests, waiting = [], []
     for gap in gaps:
-        if gap.status != "open" or gap.end_ms > now - CLOSED_MS:
+        if gap.status != "open" or gap.end_ms >= began_ms:  # still open at the head
             continue
         failures, last_end = _failures(context, gap)
         wait = min(BACKOFF_BASE_S * 2 ** (failures - 1), BACKOFF_MAX_S) if failures else 0.0
@@ -107,7 +110,7 @@ def gap_sensor(
 ) -> dg.SensorResult | dg.SkipReason:
     settings = settings_for(kafka, mongo, cassandra)
     now = now_ms()
-    return request_repairs(context, find_gaps(settings, now - LOOKBACK_MS, now))
+    return request_repairs(context, find_gaps(settings, now - LOOKBACK_MS, now), now)
 
 
 HOUR_MS = 3_600_000
