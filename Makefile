@@ -15,6 +15,9 @@ VENDOR_DIR := $(or $(CRYPTO_VENDOR_DIR),.vendor)
 CASSANDRA_STAMP := $(VENDOR_DIR)/apache-cassandra-2.1.0/lib/apache-cassandra-2.1.0.jar
 CHART_VENDOR := crypto_platform/api/vendor
 CHART_STAMP := $(CHART_VENDOR)/node_modules/.package-lock.json
+# `make test` runs the suite in this many pytest-xdist workers, each with a stack of its own
+# (a module stays on one worker). Its servers mostly wait, so two overlap well on 2 cores.
+TEST_WORKERS ?= 2
 
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 
@@ -26,7 +29,7 @@ run: install stack-up
 	$(BIN)/crypto-platform dev
 
 test: install test-deps
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The dashboard's browser test drives Debian's chromium (installed with apt when missing).
 test-deps:
