@@ -4,8 +4,9 @@ The op backfills the gap's span (`crypto-platform backfill`), waits until the Mo
 has stored what it sent (the stream is the one way in), then recomputes the span's
 Cassandra rows from MongoDB (`crypto-platform repair`) and reports each hour it rewrote as
 a materialisation of `cassandra/repaired_hours`: that hour's statistics and completeness
-then run again by their automation conditions. Runs share the pool `gap_repair` (one at a
-time, dagster.yaml), so repairs never compete with each other for the stores.
+then run again by their automation conditions. The run queue runs one gap of a (source,
+coin) at a time, so two repairs never rewrite the same windows at once, and three in all
+(`SERIES_TAG`, dagster.yaml).
 """
 
 import datetime as dt
@@ -30,6 +31,10 @@ from crypto_platform.settings import Settings
 from crypto_platform.storage import mongo as mongo_store
 
 GAP_TAG = "crypto_platform/gap"
+# The (source, coin) a gap run fills: the run queue runs one gap of a series at a time, so
+# two repairs never rewrite the same windows at once (dagster.yaml), and other coins' gaps
+# beside it.
+SERIES_TAG = "crypto_platform/gap_series"
 STORED_TIMEOUT_S = 120.0
 
 
@@ -71,7 +76,7 @@ def _wait_until_stored(settings: Settings, config: GapConfig, sent: int) -> int:
         client.close()
 
 
-@dg.op(pool="gap_repair", description="Backfill one gap, wait until it is stored, repair it.")
+@dg.op(description="Backfill one gap, wait until it is stored, repair it.")
 def repair_gap(
     context: dg.OpExecutionContext,
     config: GapConfig,

@@ -5,8 +5,8 @@ them), and requests a `gap_repair` run for each gap that has closed and is still
 tick came after it (its end is that tick's time, before the evaluation began; an open
 head gap ends at the detection's now). One run key per gap and attempt. A gap whose last
 run failed waits `BACKOFF_BASE_S * 2^(failures - 1)` seconds (capped) before its next
-attempt; at most `MAX_REQUESTS` runs are requested per tick, and the pool `gap_repair`
-runs one at a time.
+attempt; at most `MAX_REQUESTS` runs are requested per tick. The run queue runs one gap
+of a (source, coin) at a time and at most three in all (dagster.yaml).
 
 `late_tick_sensor`: the hours the MongoDB sink recorded as having received ticks behind
 Spark's watermark (`late_hours`) are repaired (a `repair_hours` run of that hour's
@@ -22,7 +22,13 @@ import dagster as dg
 
 from crypto_platform.completeness.gaps import Gap
 from crypto_platform.completeness.ledger import find_gaps
-from crypto_platform.defs.completeness.jobs import GAP_TAG, gap_repair, hour_key, repair_hours
+from crypto_platform.defs.completeness.jobs import (
+    GAP_TAG,
+    SERIES_TAG,
+    gap_repair,
+    hour_key,
+    repair_hours,
+)
 from crypto_platform.defs.streams.resources import (
     CassandraResource,
     KafkaResource,
@@ -83,7 +89,7 @@ def request_repairs(
                         }
                     }
                 },
-                tags={GAP_TAG: gap.key},
+                tags={GAP_TAG: gap.key, SERIES_TAG: f"{gap.source}:{gap.symbol}"},
             )
         )
         if len(requests) == MAX_REQUESTS:
