@@ -354,8 +354,9 @@ def aggregate(ctx: click.Context, available_now: bool) -> None:
 @click.option(
     "--repair-only",
     is_flag=True,
-    help="Only the repair row: a span of ticks in MongoDB recomputed into Cassandra, beside "
-    "a bare read and write (results in latest[-quick]-repair.*).",
+    help="Only the repair rows: a span of ticks in MongoDB recomputed into Cassandra, beside "
+    "a bare read and write; and the automation's gap repair after a producer outage under "
+    "`crypto-platform dev` (results in latest[-quick]-repair.*).",
 )
 @click.option(
     "--soak", "soak_minutes", type=click.IntRange(min=2), metavar="MINUTES",
