@@ -19,7 +19,6 @@ import pandas as pd
 from crypto_platform.completeness.history.binance import KLINES
 from crypto_platform.settings import Settings
 from crypto_platform.storage import cassandra, cassandra_queries, mongo
-from crypto_platform.streaming.producer import TickProducer
 from crypto_platform.ticks import Tick, now_ms
 from crypto_platform_tests.fake_internet import (
     FakeApi,
@@ -90,15 +89,6 @@ def late(at_ms: int, count: int) -> list[Tick]:
     """Ticks from `at_ms` on odd milliseconds (never an identity of the history's)."""
     times = range(at_ms + 777, at_ms + 777 + count * 3_000, 3_000)
     return [binance_tick(symbol, t, now_ms()) for t in times for symbol in SYMBOLS]
-
-
-def publish(settings: Settings, ticks: list[Tick]) -> None:
-    producer = TickProducer(settings)
-    try:
-        for tick in ticks:
-            producer.send(tick)
-    finally:
-        producer.close()
 
 
 def mongo_ticks(settings: Settings) -> pd.DataFrame:

@@ -60,9 +60,8 @@ from crypto_platform_tests.proof_helpers import (
     late,
     mongo_ticks,
     per_hour,
-    publish,
 )
-from crypto_platform_tests.spark_helpers import count_rows
+from crypto_platform_tests.spark_helpers import count_rows, publish
 from crypto_platform_tests.streaming_helpers import (
     committed_total,
     read_topic,

@@ -25,8 +25,8 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from crypto_platform.chaos.recompute import WindowValue, expected
-from crypto_platform.chaos.windows_check import stored_window
+from crypto_platform.chaos.recompute import expected
+from crypto_platform.chaos.windows_check import compare_windows, stored_windows
 from crypto_platform.completeness.ledger import find_gaps
 from crypto_platform.devserver import Webserver, dagster_home
 from crypto_platform.errors import PlatformError
@@ -135,30 +135,13 @@ def _windows_over(settings: Settings, start_ms: int, end_ms: int) -> tuple[int, 
     every = expected(ticks, settings.aggregate_window_s, settings.aggregate_slide_s).windows
     ended = end_ms - window_ms  # the last start of a window over the gap that ended by then
     want = {key: value for key, value in every.items() if low < key[2] * 1000 <= ended}
-    stored = _stored_windows(settings, {(k[0], k[1]) for k in want}, low, high)
-    wrong = sum(
-        1 for key, value in want.items() if key not in stored or not value.matches(stored[key])
-    )
-    return len(want), wrong
-
-
-def _stored_windows(
-    settings: Settings, series: set[tuple[str, str]], low_ms: int, high_ms: int
-) -> dict[tuple[str, str, int], WindowValue]:
     cluster, session = cassandra.connect(settings)
     try:
-        stored = {}
-        for symbol, source in series:
-            for day in cassandra_queries.days_between(low_ms, high_ms):
-                for row in cassandra_queries.aggregate_windows(
-                    session, settings.cassandra_keyspace, symbol, source,
-                    settings.aggregate_window_s, day,
-                ):  # fmt: skip
-                    start, value = stored_window(row)
-                    stored[(symbol, source, start)] = value
-        return stored
+        stored = stored_windows(session, settings, {(k[0], k[1]) for k in want}, low, high)
     finally:
         cluster.shutdown()
+    check = compare_windows(want, {key: stored[key] for key in want.keys() & stored.keys()})
+    return check.checked, len(check.wrong)
 
 
 def _started(instance: dg.DagsterInstance) -> dict[str, dg.DagsterRun]:

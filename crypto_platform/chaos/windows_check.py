@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from cassandra.cluster import Session
 
 from crypto_platform.chaos.recompute import RELATIVE, Expected, Series, WindowKey, WindowValue
 from crypto_platform.settings import Settings
@@ -121,22 +124,33 @@ def stored_window(row: dict[str, Any]) -> tuple[int, WindowValue]:
     return start, value
 
 
+def stored_windows(
+    session: Session, settings: Settings, series: Iterable[Series], since_ms: int, until_ms: int
+) -> dict[WindowKey, WindowValue]:
+    """aggregates_by_symbol's windows of `series` starting on the days of [since, until)."""
+    stored: dict[WindowKey, WindowValue] = {}
+    for symbol, source in sorted(series):
+        for day in cassandra_queries.days_between(since_ms, until_ms):
+            for row in cassandra_queries.aggregate_windows(
+                session, settings.cassandra_keyspace, symbol, source,
+                settings.aggregate_window_s, day,
+            ):  # fmt: skip
+                start, value = stored_window(row)
+                stored[(symbol, source, start)] = value
+    return stored
+
+
 def check_cassandra(settings: Settings, expected: Expected) -> tuple[WindowCheck, LatestCheck]:
     """Read the window and latest rows the recomputation covers, and compare them."""
-    window_s = settings.aggregate_window_s
     keyspace = settings.cassandra_keyspace
-    stored: dict[WindowKey, WindowValue] = {}
     latest_windows: dict[Series, tuple[int, WindowValue]] = {}
     starts = [start for *_, start in expected.windows] or [0]
+    series = {(symbol, source) for symbol, source, _ in expected.windows}
     cluster, session = cassandra.connect(settings)
     try:
-        for symbol, source in sorted({(symbol, source) for symbol, source, _ in expected.windows}):
-            for day in cassandra_queries.days_between(min(starts) * 1000, max(starts) * 1000 + 1):
-                for row in cassandra_queries.aggregate_windows(
-                    session, keyspace, symbol, source, window_s, day
-                ):
-                    start, value = stored_window(row)
-                    stored[(symbol, source, start)] = value
+        stored = stored_windows(
+            session, settings, series, min(starts) * 1000, max(starts) * 1000 + 1
+        )
         for table, row in cassandra_queries.aggregate_rows(session, keyspace):
             if table == "latest_aggregates":
                 latest_windows[(row["symbol"], row["source"])] = stored_window(row)
