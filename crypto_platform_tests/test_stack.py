@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from pymongo import MongoClient
 from crypto_platform.errors import StackError
 from crypto_platform.settings import Settings
 from crypto_platform.stack import LocalStack
+from crypto_platform.stack.process import ServerProcess
 from crypto_platform.streaming.topics import admin_client
 from crypto_platform_tests.conftest import run_cli, stack_settings_at
 
@@ -183,3 +187,16 @@ def test_down_never_signals_a_process_the_stack_did_not_start(
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_a_server_is_ours_the_moment_it_is_started(tmp_path: Path) -> None:
+    """Just after fork its command line is briefly not the server's (1 start in hundreds)."""
+    process = ServerProcess("sleeper", tmp_path)
+    argv = [sys.executable, "-c", "import time; time.sleep(30)"]
+    for _ in range(1500):
+        pid = process.start(argv)
+        try:
+            assert process.pid() == pid
+        finally:
+            os.killpg(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)

@@ -110,6 +110,20 @@ def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
         return False
 
 
+def _wait_for_exec(process: subprocess.Popen[bytes], argv: list[str], timeout: float = 10) -> None:
+    """Wait until the child runs `argv`: until then it shows our command line, or none.
+
+    A pid file written earlier would be judged foreign by `ServerProcess.pid` (which
+    compares command lines) if read in that instant, and the server taken for dead.
+    """
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(psutil.Error):
+            if psutil.Process(process.pid).cmdline() == argv:
+                return
+        time.sleep(0.005)
+
+
 @dataclass(frozen=True)
 class ServerProcess:
     """One long-running server: `<run_dir>/<name>.pid` and `<run_dir>/<name>.log`."""
@@ -181,6 +195,7 @@ class ServerProcess:
                 )
             except OSError as error:
                 raise StackError(f"{self.name}: cannot run {argv[0]}: {error}") from None
+        _wait_for_exec(process, list(argv))
         record = {
             "pid": process.pid,
             "create_time": psutil.Process(process.pid).create_time(),
