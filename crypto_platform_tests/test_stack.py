@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from pymongo import MongoClient
 from crypto_platform.errors import StackError
 from crypto_platform.settings import Settings
 from crypto_platform.stack import LocalStack
-from crypto_platform.stack.process import ServerProcess
+from crypto_platform.stack.process import ServerProcess, process_alive
 from crypto_platform.streaming.topics import admin_client
 from crypto_platform_tests.conftest import run_cli, stack_settings_at
 
@@ -200,3 +201,24 @@ def test_a_server_is_ours_the_moment_it_is_started(tmp_path: Path) -> None:
         finally:
             os.killpg(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
+
+
+def test_a_server_whose_main_thread_ended_runs_until_its_last_thread_does() -> None:
+    """The broker's main thread can end while another still saves its state, port open."""
+    code = (
+        "import ctypes, threading, time\n"
+        "threading.Thread(target=time.sleep, args=(60,)).start()\n"
+        "ctypes.CDLL(None).pthread_exit(None)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code])
+    stat = Path(f"/proc/{process.pid}/stat")
+    try:
+        deadline = time.monotonic() + 10
+        while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the main thread did not end"
+            time.sleep(0.05)
+        assert process_alive(process.pid)
+    finally:
+        process.kill()
+        process.wait()
+    assert not process_alive(process.pid)

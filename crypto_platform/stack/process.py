@@ -37,7 +37,26 @@ def process_alive(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return True
-    return state != "Z"
+    return state != "Z" or _threads_running(pid)
+
+
+def _threads_running(pid: int) -> bool:
+    """Whether a zombie leader's other threads still run (its ports and files still open).
+
+    A process whose main thread has exited shows as a zombie until its last thread ends:
+    the broker does so while a thread still saves its state, its port still listening.
+    """
+    try:
+        tasks = [task for task in Path(f"/proc/{pid}/task").iterdir() if task.name != str(pid)]
+    except OSError:
+        return False
+    for task in tasks:
+        try:
+            if (task / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                return True
+        except (OSError, IndexError):
+            continue
+    return False
 
 
 def session_processes(session_ids: Collection[int]) -> list[psutil.Process]:
@@ -45,7 +64,7 @@ def session_processes(session_ids: Collection[int]) -> list[psutil.Process]:
     found = []
     for process in psutil.process_iter():
         try:
-            if os.getsid(process.pid) in session_ids and process.status() != psutil.STATUS_ZOMBIE:
+            if os.getsid(process.pid) in session_ids and process_alive(process.pid):
                 found.append(process)
         except (OSError, psutil.Error):
             continue
@@ -63,7 +82,8 @@ def _outlast(sessions: set[int], timeout: float) -> list[psutil.Process]:
 def stop_sessions(leaders: Sequence[int], grace: float) -> int:
     """Wait up to `grace` s for the leaders' sessions to end, then SIGTERM and SIGKILL the rest.
 
-    Returns how many processes needed SIGKILL. Zombies count as ended (their parent reaps).
+    Returns how many processes needed SIGKILL. Zombies count as ended (their parent reaps)
+    once their last thread has.
     """
     sessions = set(leaders)
     left = _outlast(sessions, grace)
