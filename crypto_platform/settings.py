@@ -243,6 +243,11 @@ class Settings(BaseSettings):
     spark_driver_memory: Annotated[str, Field(pattern=r"^\d+[mMgG]$")] = Field(
         "1g", description="Spark driver heap, taken whole at start."
     )
+    spark_ui_port: Annotated[int, Field(ge=1024, le=65535)] = Field(
+        4040,
+        description="Port of the Spark driver's web UI, which each `aggregate_prices` run "
+        "links to; when it is taken, Spark binds the next free one (up to 16 further).",
+    )
     # About the executor cores: on 2 local cores, 2 beat 4 (bench: catch-up 6,703 rows/s
     # against 6,024; micro-batch p50 2.27 s against 2.72 s).
     spark_shuffle_partitions: Annotated[int, Field(ge=1)] = Field(
@@ -281,7 +286,9 @@ class Settings(BaseSettings):
         60, description="Slide of the aggregation windows, in s."
     )
     aggregate_watermark_s: Annotated[int, Field(ge=0)] = Field(
-        600, description="Watermark: how late a tick may come and still count, in s."
+        600,
+        description="Watermark: how late a tick may come and still count, in s; an hour "
+        "settles (its statistics run) once the sink stored a tick this much past its end.",
     )
     aggregate_source_priority: Annotated[list[SourceTag], NoDecode] = Field(
         ["binance", "binance-ws", "coinranking", "replay", "simulated"],
@@ -291,7 +298,9 @@ class Settings(BaseSettings):
     )
 
     check_tick_max_age_s: Annotated[float, Field(gt=0)] = Field(
-        300.0, description="The `tick_freshness` check: how old a coin's newest tick may be, in s."
+        300.0,
+        description="The `tick_freshness` check: how old a coin's newest tick may be, in s; "
+        "in Dagster, the streams' freshness policy (read when the definitions load).",
     )
     check_gap_max_age_s: Annotated[float, Field(gt=0)] = Field(
         3600.0,

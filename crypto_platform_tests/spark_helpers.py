@@ -8,6 +8,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 
+from crypto_platform.defs.streams.resources import CassandraResource, KafkaResource, SparkResource
 from crypto_platform.settings import Settings
 from crypto_platform.spark.windows import window_starts
 from crypto_platform.storage import cassandra, cassandra_queries
@@ -137,3 +138,16 @@ def assert_matches(stored: dict, expected: dict[tuple[str, str, int], Expected])
         ):
             assert math.isclose(row[column], value, rel_tol=1e-9), (key, column, row[column], value)
         assert row["tick_count"] == want.count, key
+
+
+def aggregation_resources(settings: Settings) -> dict[str, object]:
+    """What `spark_aggregation` needs to run on the test stack, in the shared local session."""
+    return {
+        "kafka": KafkaResource(
+            bootstrap_servers=settings.kafka_bootstrap_servers, topic=settings.kafka_topic
+        ),
+        "cassandra": CassandraResource(
+            port=settings.cassandra_port, keyspace=settings.cassandra_keyspace
+        ),
+        "spark": SparkResource(master="local[2]"),
+    }

@@ -10,6 +10,14 @@ import dagster as dg
 import pytest
 
 from crypto_platform.defs.analytics.schedules import aggregate_prices_catch_up
+from crypto_platform.defs.completeness.assets import (
+    HOUR_COMPLETE,
+    HOURLY_COMPLETENESS,
+    REPAIRED_HOURS,
+    hourly_completeness,
+    repaired_hours,
+)
+from crypto_platform.defs.hours import HOURLY
 from crypto_platform.defs.long_running import AssetProgress
 from crypto_platform.defs.reports.assets import (
     STORAGE_GROWTH_REPORT,
@@ -25,13 +33,16 @@ from crypto_platform.defs.statistics.assets import (
     price_statistics,
     volatility,
 )
-from crypto_platform.defs.streams.assets import MONGO_PRICES, STREAM_ASSETS
+from crypto_platform.defs.streams.assets import MONGO_PRICES, SETTLED_HOURS, STREAM_ASSETS
 from crypto_platform.defs.streams.resources import CassandraResource, KafkaResource, MongoResource
 
-DOWNSTREAM = [price_statistics, price_jumps, volatility, storage_growth_report,
-              throughput_report_asset]  # fmt: skip
+STATISTICS = [PRICE_STATISTICS, PRICE_JUMPS, VOLATILITY]
+DOWNSTREAM = [repaired_hours, hourly_completeness, price_statistics, price_jumps, volatility,
+              storage_growth_report, throughput_report_asset]  # fmt: skip
 # Declared only: nothing connects while conditions are evaluated.
 RESOURCES = {"kafka": KafkaResource(), "mongo": MongoResource(), "cassandra": CassandraResource()}
+DEFS = dg.Definitions(assets=[*STREAM_ASSETS, *DOWNSTREAM], resources=RESOURCES)
+HOUR = "2026-03-01-10:00"
 
 
 @pytest.fixture
@@ -44,39 +55,75 @@ def at(hour: int, minute: int) -> dt.datetime:
     return dt.datetime(2026, 3, 1, hour, minute, tzinfo=dt.UTC)
 
 
-def test_statistics_request_each_hour_when_it_closes_and_reports_run_hourly(
-    instance: dg.DagsterInstance,
-) -> None:
-    instance.report_runless_asset_event(dg.AssetMaterialization(MONGO_PRICES))
-    defs = dg.Definitions(assets=[*STREAM_ASSETS, *DOWNSTREAM], resources=RESOURCES)
+class Ticks:
+    """Evaluates the automation conditions tick after tick, as the sensor does (one cursor)."""
 
-    first = dg.evaluate_automation_conditions(defs, instance, evaluation_time=at(10, 30))
-    # A new hour has closed: its partition appears, and the hourly cron tick passed.
+    def __init__(self, instance: dg.DagsterInstance) -> None:
+        self.instance = instance
+        self.cursor: dg.AssetDaemonCursor | None = None
+        self.minute = 0
+
+    def __call__(self) -> dg.EvaluateAutomationConditionsResult:
+        self.minute += 1
+        result = dg.evaluate_automation_conditions(
+            DEFS, self.instance, evaluation_time=at(11, self.minute), cursor=self.cursor
+        )
+        self.cursor = result.cursor
+        return result
+
+
+def requested(result: dg.EvaluateAutomationConditionsResult, key: dg.AssetKey) -> set[str]:
+    return set(result.get_requested_partitions(key))
+
+
+def audited(instance: dg.DagsterInstance, passed: bool) -> dg.ExecuteInProcessResult:
+    """Record the hour's completeness as its run records it.
+
+    The hour's materialisation and its `hour_complete` result: the hour's ticks are in no
+    MongoDB here, so the outcome is given, with the asset's own key and check spec.
+    """
+
+    @dg.asset(
+        key=HOURLY_COMPLETENESS,
+        partitions_def=HOURLY,
+        check_specs=list(hourly_completeness.check_specs),
+    )
+    def hour_audit() -> dg.MaterializeResult:
+        return dg.MaterializeResult(
+            check_results=[dg.AssetCheckResult(check_name=HOUR_COMPLETE, passed=passed)]
+        )
+
+    return dg.materialize([hour_audit], instance=instance, partition_key=HOUR, raise_on_error=False)
+
+
+def test_reports_run_hourly_and_statistics_not_by_the_clock(instance: dg.DagsterInstance) -> None:
+    instance.report_runless_asset_event(dg.AssetMaterialization(MONGO_PRICES))
+
+    first = dg.evaluate_automation_conditions(DEFS, instance, evaluation_time=at(10, 30))
+    # A new hour has closed and the hourly cron tick passed; but no hour has settled.
     later = dg.evaluate_automation_conditions(
-        defs, instance, evaluation_time=at(11, 2), cursor=first.cursor
+        DEFS, instance, evaluation_time=at(11, 2), cursor=first.cursor
     )
     again = dg.evaluate_automation_conditions(
-        defs, instance, evaluation_time=at(11, 20), cursor=later.cursor
+        DEFS, instance, evaluation_time=at(11, 20), cursor=later.cursor
     )
 
     assert first.total_requested == 0
-    for key in (PRICE_STATISTICS, PRICE_JUMPS, VOLATILITY):
-        assert later.get_requested_partitions(key) == {"2026-03-01-10:00"}
     assert later.get_num_requested(STORAGE_GROWTH_REPORT) == 1
     assert later.get_num_requested(THROUGHPUT_REPORT) == 1
+    assert later.total_requested == 2  # no completeness, no statistics
     assert again.total_requested == 0
 
 
 def test_reports_run_once_as_soon_as_their_sources_have_data(
     instance: dg.DagsterInstance,
 ) -> None:
-    defs = dg.Definitions(assets=[*STREAM_ASSETS, *DOWNSTREAM], resources=RESOURCES)
     for key in {*storage_growth_report.dependency_keys, *throughput_report_asset.dependency_keys}:
         instance.report_runless_asset_event(dg.AssetMaterialization(key))
 
-    first = dg.evaluate_automation_conditions(defs, instance, evaluation_time=at(10, 30))
+    first = dg.evaluate_automation_conditions(DEFS, instance, evaluation_time=at(10, 30))
     again = dg.evaluate_automation_conditions(
-        defs, instance, evaluation_time=at(10, 40), cursor=first.cursor
+        DEFS, instance, evaluation_time=at(10, 40), cursor=first.cursor
     )
 
     assert first.get_num_requested(STORAGE_GROWTH_REPORT) == 1
@@ -85,15 +132,83 @@ def test_reports_run_once_as_soon_as_their_sources_have_data(
     assert again.get_num_requested(THROUGHPUT_REPORT) == 0
 
 
-def test_statistics_wait_until_their_source_has_data(instance: dg.DagsterInstance) -> None:
-    defs = dg.Definitions(assets=[*STREAM_ASSETS, price_statistics], resources=RESOURCES)
+def test_a_settled_hour_requests_its_completeness_and_statistics_together(
+    instance: dg.DagsterInstance,
+) -> None:
+    tick = Ticks(instance)
+    tick()
+    instance.report_runless_asset_event(dg.AssetMaterialization(SETTLED_HOURS, partition=HOUR))
 
-    first = dg.evaluate_automation_conditions(defs, instance, evaluation_time=at(10, 30))
-    later = dg.evaluate_automation_conditions(
-        defs, instance, evaluation_time=at(11, 2), cursor=first.cursor
+    settled, after = tick(), tick()
+
+    # One tick, one partition: one run, in which the blocking check runs first.
+    assert requested(settled, HOURLY_COMPLETENESS) == {HOUR}
+    for key in STATISTICS:
+        assert requested(settled, key) == {HOUR}
+    assert after.total_requested == 0
+
+
+def test_a_failed_hour_check_holds_the_statistics_back_until_it_passes(
+    instance: dg.DagsterInstance,
+) -> None:
+    tick = Ticks(instance)
+    tick()
+    instance.report_runless_asset_event(dg.AssetMaterialization(SETTLED_HOURS, partition=HOUR))
+    tick(), tick()  # requested, and its run under way
+
+    assert not audited(instance, passed=False).success  # a gap not repaired: the run fails
+    held = [tick(), tick()]
+    assert audited(instance, passed=True).success  # run again (e.g. by hand): the hour is whole
+    passed, after = tick(), tick()
+
+    assert [result.total_requested for result in held] == [0, 0]
+    for key in STATISTICS:
+        assert requested(passed, key) == {HOUR}
+    assert requested(passed, HOURLY_COMPLETENESS) == set()
+    assert after.total_requested == 0
+
+
+def test_a_repair_runs_the_hour_again_with_its_statistics(instance: dg.DagsterInstance) -> None:
+    tick = Ticks(instance)
+    tick()
+    assert not audited(instance, passed=False).success
+    tick()
+
+    instance.report_runless_asset_event(dg.AssetMaterialization(REPAIRED_HOURS, partition=HOUR))
+    repaired = tick()
+
+    # The completeness runs again, the statistics with it (stopped in the run if it fails).
+    assert requested(repaired, HOURLY_COMPLETENESS) == {HOUR}
+    for key in STATISTICS:
+        assert requested(repaired, key) == {HOUR}
+
+
+def test_a_failed_hour_check_stops_the_statistics_in_its_own_run() -> None:
+    """The automation's one run per hour: completeness first, its failed check skips the rest."""
+
+    @dg.asset(
+        key=HOURLY_COMPLETENESS,
+        partitions_def=HOURLY,
+        check_specs=list(hourly_completeness.check_specs),
+    )
+    def hour_with_a_gap() -> dg.MaterializeResult:
+        return dg.MaterializeResult(
+            check_results=[dg.AssetCheckResult(check_name=HOUR_COMPLETE, passed=False)]
+        )
+
+    # Were the statistics to run, they would fail on this closed port, not read a server.
+    nowhere = {**RESOURCES, "mongo": MongoResource(uri="mongodb://127.0.0.1:9")}
+    result = dg.materialize(
+        [hour_with_a_gap, price_statistics, price_jumps, volatility],
+        partition_key=HOUR,
+        resources=nowhere,
+        raise_on_error=False,
     )
 
-    assert later.get_num_requested(PRICE_STATISTICS) == 0
+    started = {event.step_key for event in result.all_events if event.is_step_start}
+    assert started == {"completeness__hourly_completeness"}
+    materialised = {event.asset_key for event in result.get_asset_materialization_events()}
+    assert materialised == {HOURLY_COMPLETENESS}
 
 
 def test_statistics_partition_backfills_any_closed_hour() -> None:

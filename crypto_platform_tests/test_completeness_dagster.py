@@ -35,6 +35,15 @@ def last_closed_hour() -> int:
     return now - now % HOUR_MS - HOUR_MS
 
 
+def store_the_last_hour_with_a_hole(settings: Settings) -> tuple[int, tuple[int, int]]:
+    """BTC ticks from before the last closed hour until now, but for 3 minutes in it."""
+    hour = last_closed_hour()
+    hole = (hour + 20 * MINUTE_MS, hour + 23 * MINUTE_MS)
+    store(settings, ticks("BTC", hour - 10 * MINUTE_MS, hole[0]))
+    store(settings, ticks("BTC", hole[1], now_ms() + 5 * MINUTE_MS))
+    return hour, hole
+
+
 def stored_backfilled(settings: Settings, start_ms: int, end_ms: int) -> int:
     client = mongo.connect(settings)
     try:
@@ -64,10 +73,7 @@ def cassandra_ticks(settings: Settings, symbol: str, start_ms: int, end_ms: int)
 def test_an_hour_with_a_gap_fails_until_it_is_filled_and_its_repair_writes_cassandra(
     settings: Settings,
 ) -> None:
-    hour = last_closed_hour()
-    hole = (hour + 20 * MINUTE_MS, hour + 23 * MINUTE_MS)
-    store(settings, ticks("BTC", hour - 10 * MINUTE_MS, hole[0]))
-    store(settings, ticks("BTC", hole[1], now_ms() + 5 * MINUTE_MS))
+    hour, hole = store_the_last_hour_with_a_hole(settings)
     partition = hour_key(hour)
 
     with dg.instance_for_test() as instance:

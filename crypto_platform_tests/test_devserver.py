@@ -225,7 +225,7 @@ def test_a_day_of_faults_heals_by_itself_and_one_ctrl_c_stops_everything(
             )
             client.terminate_run(producing.run_id)
             paused = time.monotonic()
-            wait_for(lambda: run_status(instance, producing.run_id).name == "SUCCESS", 60,
+            wait_for(lambda: run_status(instance, producing.run_id).name == "CANCELED", 60,
                      "the producer to end cleanly")  # fmt: skip
             # Meanwhile ticks 15 minutes late, and dead letters a replay brings back.
             publish(settings, late(late_at, 3))
@@ -284,6 +284,15 @@ def test_a_day_of_faults_heals_by_itself_and_one_ctrl_c_stops_everything(
     unfinished = [run for run in runs if not run.is_finished]
     assert all(run.status == dg.DagsterRunStatus.QUEUED for run in unfinished), [
         (r.job_name, r.status) for r in unfinished
+    ]
+    # Every other streaming run that ended was terminated (the producer's for the outage, all
+    # three at the Ctrl-C): each of the three jobs ended its runs the same way, Canceled.
+    ended = [
+        r for r in runs if r.job_name in STREAMING and r.is_finished and r.run_id != killed.run_id
+    ]
+    assert {r.job_name for r in ended} == STREAMING
+    assert {r.status for r in ended} == {dg.DagsterRunStatus.CANCELED}, [
+        (r.job_name, r.status) for r in ended
     ]
     assert not supervisor_running(instance)  # Ctrl-C paused it
     produced = instance.get_latest_materialization_event(KAFKA_PRICES)

@@ -26,8 +26,9 @@ from pyspark.sql import SparkSession
 from crypto_platform.defs.reports.assets import storage_growth_report, throughput_report_asset
 from crypto_platform.defs.statistics.assets import price_jumps, price_statistics, volatility
 from crypto_platform.defs.streams.resources import CassandraResource, KafkaResource, MongoResource
-from crypto_platform.reports import checks
+from crypto_platform.reports import checks, nodetool
 from crypto_platform.reports.statistics import Period
+from crypto_platform.reports.storage import storage_report
 from crypto_platform.reports.stores import open_stores
 from crypto_platform.reports.throughput import throughput_report
 from crypto_platform.settings import Settings
@@ -35,7 +36,7 @@ from crypto_platform.spark.job import run_aggregation
 from crypto_platform.stack import LocalStack
 from crypto_platform.stack.cassandra_server import CassandraServer
 from crypto_platform.stack.mongo_server import MongoServer
-from crypto_platform.storage import cassandra, mongo_queries
+from crypto_platform.storage import mongo_queries
 from crypto_platform.ticks import Tick
 from crypto_platform_tests.conftest import REPO, isolated_settings, run_cli
 from crypto_platform_tests.report_helpers import (
@@ -106,6 +107,7 @@ def resources(settings: Settings) -> dict[str, object]:
             hosts=settings.cassandra_hosts,
             port=settings.cassandra_port,
             keyspace=settings.cassandra_keyspace,
+            jmx_port=settings.cassandra_jmx_port,
         ),
     }
 
@@ -148,7 +150,8 @@ def test_price_statistics_asset_materialises_its_hour_only(planted: Planted) -> 
 
     assert metadata["ticks"].value == BTC_TICKS + ETH_TICKS + 3
     assert metadata["count_BTC"].value == BTC_TICKS
-    assert "| BTC | 100 |" in metadata["statistics"].value
+    counts = {row.data["symbol"]: row.data["count"] for row in metadata["statistics"].value.records}
+    assert counts["BTC"] == BTC_TICKS
     assert other["ticks"].value == len(planted.other_hour_ticks)
 
 
@@ -195,35 +198,114 @@ def du_bytes(path: Path) -> int:
     return int(out.stdout.split()[0])
 
 
+def sstable_bytes(settings: Settings, table: str) -> int:
+    """The sizes of a table's SSTable files, read in its data directory."""
+    keyspace_dir = CassandraServer(settings).data_path / "data" / settings.cassandra_keyspace
+    return sum(
+        file.stat().st_size
+        for directory in keyspace_dir.glob(f"{table}-*")
+        for file in directory.iterdir()
+        if file.is_file()
+    )
+
+
+def flushed(settings: Settings) -> Settings:
+    """The settings, once Cassandra has flushed their keyspace's memtables to SSTables."""
+    nodetool.run(settings, "flush", settings.cassandra_keyspace)
+    return settings
+
+
 def test_storage_report_agrees_with_direct_counts_and_du(planted: Planted) -> None:
-    settings = planted.settings
+    settings = flushed(planted.settings)
     result = run_cli(settings, "report", "storage")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
 
     stored = len(planted.ticks) + len(planted.other_hour_ticks)
-    assert report["mongodb"]["documents"] == stored
-    assert report["ticks"] == stored
-    cluster, session = cassandra.connect(settings)
-    try:
-        for table, figures in report["cassandra"]["tables"].items():
-            count = session.execute(f"SELECT COUNT(*) FROM {settings.cassandra_keyspace}.{table}")
-            assert figures["rows"] == count.one()[0], table
-    finally:
-        cluster.shutdown()
-    assert report["cassandra"]["tables"]["prices_by_symbol"]["rows"] == stored
+    mongodb, cassandra_part = report["mongodb"], report["cassandra"]
+    assert mongodb["documents"] == report["ticks"] == stored
+    assert mongodb["server_statistics"] == "collStats"
+    assert cassandra_part["source"] == "jmx"  # the local 2.1.0 has no system.size_estimates
+    for table, figures in cassandra_part["tables"].items():
+        assert figures["sstable_bytes"] == pytest.approx(sstable_bytes(settings, table), rel=0.10)
+    assert cassandra_part["tables"]["prices_by_symbol"]["sstable_bytes"] > 0
     mongo_dir = MongoServer(settings).data_path
     keyspace_dir = CassandraServer(settings).data_path / "data" / settings.cassandra_keyspace
     for reported, path in (
-        (report["mongodb"]["data_dir_bytes_on_disk"], mongo_dir),
-        (report["cassandra"]["keyspace_bytes_on_disk"], keyspace_dir),
+        (mongodb["data_dir_bytes_on_disk"], mongo_dir),
+        (cassandra_part["keyspace_bytes_on_disk"], keyspace_dir),
     ):
         assert reported == pytest.approx(du_bytes(path), rel=0.10), path
+    assert mongodb["on_disk_bytes"] == mongodb["data_dir_bytes_on_disk"]
     assert report["ingest_rate_per_hour"] == stored
     assert report["bytes_per_tick"]["on_disk"] == pytest.approx(
         report["total_bytes"] / stored, abs=0.1
     )
     assert report["data_bytes"] >= report["mongodb"]["data_size_bytes"] > 0
+
+
+def test_storage_report_takes_real_figures_from_servers_whose_directories_it_cannot_see(
+    planted: Planted, tmp_path: Path
+) -> None:
+    """As in the Docker deployment: no data directory here, every figure from the servers."""
+    elsewhere = flushed(planted.settings).model_copy(update={"data_dir": tmp_path})
+    with open_stores(elsewhere) as stores:
+        report = storage_report(stores)
+
+    mongodb, cassandra_part = report["mongodb"], report["cassandra"]
+    assert mongodb["data_dir_bytes_on_disk"] is None
+    assert cassandra_part["keyspace_bytes_on_disk"] is None
+    assert mongodb["documents"] == len(planted.ticks) + len(planted.other_hour_ticks)
+    assert mongodb["on_disk_bytes"] == mongodb["storage_size_bytes"] + mongodb["index_size_bytes"]
+    assert mongodb["storage_size_bytes"] > 0 and mongodb["index_size_bytes"] > 0
+    prices = cassandra_part["tables"]["prices_by_symbol"]["sstable_bytes"]
+    assert prices == pytest.approx(sstable_bytes(planted.settings, "prices_by_symbol"), rel=0.10)
+    assert cassandra_part["on_disk_bytes"] == cassandra_part["sstable_bytes"] >= prices > 0
+    assert report["total_bytes"] == mongodb["on_disk_bytes"] + cassandra_part["on_disk_bytes"]
+    assert report["bytes_per_tick"]["on_disk"] > 0 and report["bytes_per_tick"]["data"] > 0
+
+
+CFSTATS_2_1_0 = """Keyspace: crypto
+\tRead Count: 0
+\tRead Latency: NaN ms.
+\tWrite Count: 200
+\tWrite Latency: 0.061 ms.
+\tPending Flushes: 0
+\t\tTable: latest_prices
+\t\tSSTable count: 0
+\t\tSpace used (live), bytes: 0
+\t\tSpace used (total), bytes: 0
+\t\tMemtable cell count: 30
+\t\tMemtable data size, bytes: 1234
+\t\tCompacted partition mean bytes: 0
+\t\tTable: prices_by_symbol
+\t\tSSTable count: 2
+\t\tSpace used (live), bytes: 9876
+\t\tSpace used (total), bytes: 9999
+\t\tSSTable Compression Ratio: 0.41
+\t\tMemtable data size, bytes: 0
+\t\tLocal read latency: NaN ms
+\t\tCompacted partition mean bytes: 4768
+----------------
+"""
+CFSTATS_4 = """Keyspace : crypto
+\t\tTable: prices_by_symbol
+\t\tSSTable count: 1
+\t\tSpace used (live): 5120
+\t\tSpace used (total): 5120
+\t\tNumber of partitions (estimate): 6
+\t\tMemtable data size: 77
+"""
+
+
+def test_cfstats_output_of_2_1_and_later_releases_is_read() -> None:
+    assert nodetool.parse_cfstats(CFSTATS_2_1_0) == {
+        "latest_prices": {"sstable_bytes": 0, "memtable_bytes": 1234},
+        "prices_by_symbol": {"sstable_bytes": 9876, "memtable_bytes": 0},
+    }
+    assert nodetool.parse_cfstats(CFSTATS_4) == {
+        "prices_by_symbol": {"sstable_bytes": 5120, "partitions": 6, "memtable_bytes": 77}
+    }
 
 
 def test_storage_asset_measures_growth_between_materialisations(planted: Planted) -> None:
@@ -237,7 +319,8 @@ def test_storage_asset_measures_growth_between_materialisations(planted: Planted
 
     assert metadata["mongodb.documents"].value == len(planted.ticks) + 4
     assert "growth.seconds" in metadata
-    assert "seed 004 arithmetic" in metadata["projection"].value
+    projection = {row.data["basis"]: row.data for row in metadata["projection"].value.records}
+    assert projection["seed 004 arithmetic at the same rate"]["per_month"] > 0
 
 
 def test_throughput_report_counts_and_latencies(planted: Planted) -> None:
@@ -264,7 +347,8 @@ def test_throughput_report_counts_and_latencies(planted: Planted) -> None:
 
     metadata = materialize_unpartitioned(throughput_report_asset, planted)
     assert metadata["dead_letters"].value == 1
-    assert "ingest_to_mongodb_handover" in metadata["latency_ms"].value
+    paths = {row.data["path"] for row in metadata["latency_ms"].value.records}
+    assert "ingest_to_mongodb_handover" in paths
 
 
 def test_the_mongodb_latency_reads_the_handover_time_under_either_name(

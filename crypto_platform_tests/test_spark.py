@@ -18,7 +18,6 @@ from kafka import KafkaProducer
 from pyspark.sql import SparkSession
 
 from crypto_platform.defs.analytics.assets import CASSANDRA_AGGREGATES_BY_SYMBOL, spark_aggregation
-from crypto_platform.defs.streams.resources import CassandraResource, KafkaResource, SparkResource
 from crypto_platform.settings import Settings
 from crypto_platform.spark.cassandra_writer import CassandraTarget, write_rows
 from crypto_platform.spark.job import AggregationFailed, run_aggregation
@@ -31,6 +30,7 @@ from crypto_platform.ticks import Tick
 from crypto_platform_tests.conftest import isolated_settings, run_cli
 from crypto_platform_tests.spark_helpers import (
     T0_MS,
+    aggregation_resources,
     assert_matches,
     count_rows,
     deterministic_ticks,
@@ -195,15 +195,7 @@ def test_the_asset_job_materialises_the_aggregates(
         result = dg.materialize(
             [spark_aggregation],
             instance=instance,
-            resources={
-                "kafka": KafkaResource(
-                    bootstrap_servers=s.kafka_bootstrap_servers, topic=s.kafka_topic
-                ),
-                "cassandra": CassandraResource(
-                    port=s.cassandra_port, keyspace=s.cassandra_keyspace
-                ),
-                "spark": SparkResource(master="local[2]"),
-            },
+            resources=aggregation_resources(s),
             run_config=dg.RunConfig(ops={"spark_aggregation": {"config": {"available_now": True}}}),
         )
         assert result.success

@@ -81,13 +81,29 @@ def test_never_launches_a_duplicate_of_an_active_run(instance: dg.DagsterInstanc
 
 def test_relaunches_a_terminated_run_with_a_new_run_key(instance: dg.DagsterInstance) -> None:
     first = evaluate(instance)
-    for job in JOBS:
-        add_ended_run(instance, job, ran_s=3600)
+    for job in JOBS:  # terminated after an hour: Canceled, as each of the three ends
+        add_ended_run(instance, job, ran_s=3600, ended="PIPELINE_CANCELED")
 
     second = evaluate(instance, first.cursor)
 
     assert {request.job_name for request in second.run_requests} == JOBS
     assert not {r.run_key for r in first.run_requests} & {r.run_key for r in second.run_requests}
+
+
+def test_backs_off_when_runs_keep_being_canceled_soon_after_starting(
+    instance: dg.DagsterInstance,
+) -> None:
+    add_run(instance, "persist_prices", dg.DagsterRunStatus.STARTED)
+    add_run(instance, "ingest_prices", dg.DagsterRunStatus.STARTED)
+    for _ in range(2):
+        add_ended_run(instance, "aggregate_prices", ran_s=5, ended="PIPELINE_CANCELED")
+
+    result = evaluate(instance)
+
+    assert not result.run_requests
+    assert "aggregate_prices failed or ended within 60s of starting 2 time(s) in a row" in (
+        result.skip_message
+    )
 
 
 def test_run_keys_stay_unique_when_the_cursor_is_reset(instance: dg.DagsterInstance) -> None:

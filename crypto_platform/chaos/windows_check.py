@@ -151,9 +151,8 @@ def check_cassandra(settings: Settings, expected: Expected) -> tuple[WindowCheck
         stored = stored_windows(
             session, settings, series, min(starts) * 1000, max(starts) * 1000 + 1
         )
-        for table, row in cassandra_queries.aggregate_rows(session, keyspace):
-            if table == "latest_aggregates":
-                latest_windows[(row["symbol"], row["source"])] = stored_window(row)
+        for row in cassandra_queries.latest_aggregates(session, keyspace):
+            latest_windows[(row["symbol"], row["source"])] = stored_window(row)
         prices = {
             row["symbol"]: (row["event_time_ms"], row["price"])
             for row in cassandra_queries.latest_prices(session, keyspace)

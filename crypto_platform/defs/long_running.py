@@ -3,8 +3,10 @@
 The loop runs in a worker thread with a stop event; the op's own thread relays its
 progress to Dagster. Terminating the run raises `DagsterExecutionInterruptedError` in
 the op's thread: it sets the stop event, waits while the loop finishes its batch and
-flushes or commits, and returns: stopping is the normal end of a streaming op, not a
-failure of its step.
+flushes or commits, relays the loop's last reports, and raises the interrupt again. The
+op records its last event on the way out (`AssetProgress.flush` in a `finally`), and the
+run ends Canceled, Dagster's status for a terminated run: the same for all three streaming
+jobs, and no failure to the supervisor (no backoff after a run that ran a while).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class AssetProgress:
         keys: Sequence[dg.AssetKey],
         *,
         counter: str = "count",
-        static: Mapping[str, str] | None = None,
+        static: Mapping[str, str | dg.MetadataValue] | None = None,
         min_interval_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -81,8 +83,12 @@ def run_until_terminated(
     on_progress: Callable[[Snapshot], None],
     *,
     stop_timeout: float = 60.0,
-) -> T | None:
-    """Run `loop(stop, report)` in a thread; relay each report to `on_progress` here."""
+) -> T:
+    """Run `loop(stop, report)` in a thread; relay each report to `on_progress` here.
+
+    Returns what the loop returns when it ends by itself; when the run is terminated,
+    raises the interrupt once the loop has stopped cleanly and its last reports are relayed.
+    """
     stop = threading.Event()
     # Set by the worker when it has really finished. Not `Thread.join`/`is_alive`: on
     # CPython 3.11 an exception raised into `join` by a signal handler (Dagster's
@@ -100,23 +106,26 @@ def run_until_terminated(
             done.set()
 
     threading.Thread(target=work, name="streaming-loop", daemon=True).start()
+    interrupted: dg.DagsterExecutionInterruptedError | None = None
     try:
         while not done.wait(timeout=0.5):
             _drain(reports, on_progress)
-    except dg.DagsterExecutionInterruptedError:
+    except dg.DagsterExecutionInterruptedError as interrupt:
         context.log.info("run terminated: stopping the loop cleanly (flush, commit)")
         stop.set()
         if not done.wait(timeout=stop_timeout):
             context.log.error(f"the loop did not stop within {stop_timeout:.0f}s")
             raise
-        if "error" not in outcome:
-            context.log.info("loop stopped cleanly")
+        interrupted = interrupt
     finally:
         stop.set()
     _drain(reports, on_progress)
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
-    return outcome.get("result")  # type: ignore[return-value]
+    if interrupted is not None:
+        context.log.info("loop stopped cleanly; the run ends Canceled")
+        raise interrupted
+    return outcome["result"]  # type: ignore[return-value]
 
 
 def _drain(reports: queue.Queue[Snapshot], on_progress: Callable[[Snapshot], None]) -> None:

@@ -1,23 +1,29 @@
 """Storage growth: what MongoDB and Cassandra hold, on disk and per tick, and where it is going.
 
-Counts come from the servers (collStats, COUNT(*)); bytes on disk from the local
-servers' data directories (as `du` counts them; None when the servers run elsewhere).
-Growth is measured against the previous report when there is one, and projected at
-the ingest rate observed over the last hour, beside seed 004's arithmetic for that rate.
+Every figure comes from the servers themselves, whatever their size and wherever they
+run: MongoDB's collStats (documents, data, storage and index sizes) and Cassandra's own
+table figures (`cassandra_sizes`: partitions and SSTable bytes). Where the local stack's
+data directories are visible here, their bytes on disk (as `du` counts them) are added
+and preferred as the on-disk figure (the local SecantusDB reports its uncompressed size as
+storageSize). Growth is measured against the previous report when there is one, and
+projected at the ingest rate observed over the last hour, beside seed 004's arithmetic
+for that rate.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crypto_platform.reports.cassandra_sizes import keyspace_figures
 from crypto_platform.reports.disk import bytes_on_disk
 from crypto_platform.reports.stores import Stores
 from crypto_platform.stack.cassandra_server import CassandraServer
 from crypto_platform.stack.mongo_server import MongoServer
-from crypto_platform.storage import cassandra, cassandra_queries, mongo_queries
+from crypto_platform.storage import mongo_queries
 
 # Seed 004: 3,600 messages an hour make ~218 MB a month, i.e. ~84 bytes per message.
 SEED_MESSAGES_PER_HOUR = 3600
@@ -35,73 +41,69 @@ class Previous:
     ticks: int
 
 
-def _cassandra_dirs(stores: Stores) -> tuple[Path, Path]:
-    data = CassandraServer(stores.settings).data_path
-    return data / "data" / stores.settings.cassandra_keyspace, data / "commitlog"
+def _total(values: Iterable[int | None]) -> int | None:
+    """The sum, or None when any part is unknown (a partial sum would look like a figure)."""
+    parts = list(values)
+    known = [value for value in parts if value is not None]
+    return sum(known) if len(known) == len(parts) else None
 
 
-def _sstable_bytes(keyspace_dir: Path, table: str) -> int | None:
-    """Bytes of a table's SSTable files (what nodetool cfstats calls live space).
-
-    A table's directory is `<table>-<id>` (a dropped and re-created table leaves old
-    ones). Rows still in memtables are only in the commit log: 0 until the first flush.
-    """
-    if not keyspace_dir.exists():
-        return None
-    dirs = [path for path in keyspace_dir.iterdir() if path.name.startswith(f"{table}-")]
-    return sum(_file_bytes(file) for path in dirs for file in path.rglob("*") if file.is_file())
+def _ratio(value: int | None, count: int | None) -> float | None:
+    return round(value / count, 1) if value is not None and count else None
 
 
-def _file_bytes(file: Path) -> int:
-    """A file's size; 0 when compaction removed it while we walked."""
-    try:
-        return file.stat().st_size
-    except FileNotFoundError:
-        return 0
+def _local_or(local: int | None, server: int | None) -> int | None:
+    return local if local is not None else server
 
 
 def mongodb_storage(stores: Stores) -> dict[str, Any]:
     stats = mongo_queries.collection_stats(stores.prices)
     data_dir = MongoServer(stores.settings).data_path
+    local = bytes_on_disk(data_dir)
+    server = stats["storage_size_bytes"] + stats["index_size_bytes"] if stats else None
     return {
         "collection": f"{stores.settings.mongo_database}.{stores.settings.mongo_collection}",
-        **stats,
+        "server_statistics": "collStats"
+        if stats
+        else f"none: collStats did not answer within {mongo_queries.STATS_BUDGET_MS} ms",
+        **(stats or dict.fromkeys(mongo_queries.COLLECTION_STATS)),
         "data_dir": str(data_dir),
-        "data_dir_bytes_on_disk": bytes_on_disk(data_dir),
+        "data_dir_bytes_on_disk": local,
+        "on_disk_bytes": _local_or(local, server),
     }
+
+
+def _cassandra_dirs(stores: Stores) -> tuple[Path, Path]:
+    data = CassandraServer(stores.settings).data_path
+    return data / "data" / stores.settings.cassandra_keyspace, data / "commitlog"
 
 
 def cassandra_storage(stores: Stores) -> dict[str, Any]:
-    keyspace = stores.settings.cassandra_keyspace
-    keyspace_dir, commitlog = _cassandra_dirs(stores)
-    tables = {}
-    for table in cassandra.TABLES:
-        rows = cassandra_queries.count_rows(stores.cassandra(), keyspace, table)
-        live = _sstable_bytes(keyspace_dir, table)
-        tables[table] = {
-            "rows": rows,
-            "sstable_bytes": live,
-            "bytes_per_row": round(live / rows, 1) if live and rows else None,
+    figures = keyspace_figures(stores.cassandra(), stores.settings)
+    tables = {
+        name: {
+            "partitions": table.partitions,
+            "sstable_bytes": table.sstable_bytes,
+            "memtable_bytes": table.memtable_bytes,
+            "bytes_per_partition": _ratio(table.sstable_bytes, table.partitions),
         }
+        for name, table in figures.tables.items()
+    }
+    server = _total(table.sstable_bytes for table in figures.tables.values()) if tables else None
+    keyspace_dir, commitlog = _cassandra_dirs(stores)
+    local = bytes_on_disk(keyspace_dir)
     return {
-        "keyspace": keyspace,
+        "keyspace": stores.settings.cassandra_keyspace,
+        "source": figures.source,
+        "note": figures.note,
         "tables": tables,
+        "sstable_bytes": server,
         "keyspace_dir": str(keyspace_dir),
-        "keyspace_bytes_on_disk": bytes_on_disk(keyspace_dir),
+        "keyspace_bytes_on_disk": local,
         # Shared by every keyspace; holds what memtables have not flushed to SSTables yet.
         "commitlog_bytes_on_disk": bytes_on_disk(commitlog),
+        "on_disk_bytes": _local_or(local, server),
     }
-
-
-def _mongo_bytes(mongodb: dict[str, Any]) -> int:
-    on_disk = mongodb["data_dir_bytes_on_disk"]
-    return (
-        on_disk if on_disk is not None else mongodb["data_size_bytes"] + mongodb["index_size_bytes"]
-    )
-
-
-def _per_tick(value: int, ticks: int) -> float | None:
-    return round(value / ticks, 1) if ticks else None
 
 
 def storage_report(stores: Stores, previous: Previous | None = None) -> dict[str, Any]:
@@ -116,14 +118,12 @@ def storage_report(stores: Stores, previous: Previous | None = None) -> dict[str
     mongodb = mongodb_storage(stores)
     cassandra_part = cassandra_storage(stores)
     ticks = mongodb["documents"]
-    total = _mongo_bytes(mongodb) + (cassandra_part["keyspace_bytes_on_disk"] or 0)
-    data = (
-        mongodb["data_size_bytes"]
-        + mongodb["index_size_bytes"]
-        + sum(table["sstable_bytes"] or 0 for table in cassandra_part["tables"].values())
+    total = _total([mongodb["on_disk_bytes"], cassandra_part["on_disk_bytes"]])
+    data = _total(
+        [mongodb["data_size_bytes"], mongodb["index_size_bytes"], cassandra_part["sstable_bytes"]]
     )
     per_hour = mongo_queries.counts_since(stores.prices, {"hour": int((now - 3600) * 1000)})["hour"]
-    data_per_tick = _per_tick(data, ticks)
+    data_per_tick = _ratio(data, ticks)
     projected = data_per_tick * per_hour if data_per_tick is not None else None
     report: dict[str, Any] = {
         "taken_at": now,
@@ -132,7 +132,7 @@ def storage_report(stores: Stores, previous: Previous | None = None) -> dict[str
         "total_bytes": total,
         "ticks": ticks,
         "data_bytes": data,
-        "bytes_per_tick": {"on_disk": _per_tick(total, ticks), "data": data_per_tick},
+        "bytes_per_tick": {"on_disk": _ratio(total, ticks), "data": data_per_tick},
         "ingest_rate_per_hour": per_hour,
         "projection": {
             "bytes_per_day": round(projected * 24) if projected is not None else None,
@@ -149,14 +149,14 @@ def storage_report(stores: Stores, previous: Previous | None = None) -> dict[str
         },
         "growth": None,
     }
-    if previous is not None and now > previous.taken_at:
+    if previous is not None and total is not None and now > previous.taken_at:
         seconds = now - previous.taken_at
         per_s = (total - previous.total_bytes) / seconds
         report["growth"] = {
             "since": previous.taken_at,
             "seconds": round(seconds, 1),
             "bytes": total - previous.total_bytes,
-            "ticks": ticks - previous.ticks,
+            "ticks": ticks - previous.ticks if ticks is not None else None,
             "bytes_per_day": round(per_s * 86400),
             "bytes_per_month": round(per_s * 86400 * 30),
         }

@@ -1,8 +1,10 @@
 """Read-only queries over the Cassandra tables, in CQL that 2.1 and 5 both run.
 
 prices_by_symbol is partitioned by (symbol, day): reads over a time range visit one
-partition per coin and UTC day. Keyspace names come from validated settings (CQL
-cannot bind them); every value is bound.
+partition per coin and UTC day. Every read names its partitions (or reads a table bounded
+by the number of coins: latest_*); whole-table figures are the server's own estimates
+(`size_estimates`, `disk_usage`), never a scan. Keyspace names come from validated
+settings (CQL cannot bind them); every value is bound.
 """
 
 from __future__ import annotations
@@ -12,17 +14,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from cassandra.cluster import Session
-from cassandra.query import SimpleStatement
-
-from crypto_platform.storage.cassandra import TABLES
 
 PAGE = 5000
-# A full-table COUNT(*) takes longer than the driver's default 10 s on a big table.
-COUNT_TIMEOUT_S = 120.0
+MIB = 1 << 20
 
 AGGREGATE_COLUMNS = (
-    "symbol", "source", "window_start", "arithmetic_mean", "geometric_mean", "harmonic_mean",
-    "tick_count", "min_price", "max_price",
+    "symbol", "source", "window_seconds", "window_start", "arithmetic_mean", "geometric_mean",
+    "harmonic_mean", "tick_count", "min_price", "max_price",
 )  # fmt: skip
 
 
@@ -49,14 +47,6 @@ def symbols(session: Session, keyspace: str) -> list[str]:
     """Every coin that has a latest price."""
     rows = session.execute(f"SELECT symbol FROM {keyspace}.latest_prices")
     return sorted(row.symbol for row in rows)
-
-
-def count_rows(session: Session, keyspace: str, table: str) -> int:
-    """Rows of a table (a full scan on the server: fine for reports, not for hot paths)."""
-    if table not in TABLES:
-        raise ValueError(f"unknown table {table!r}")
-    query = f"SELECT COUNT(*) FROM {keyspace}.{table}"
-    return int(session.execute(query, timeout=COUNT_TIMEOUT_S).one()[0])
 
 
 def count_prices(session: Session, keyspace: str, symbol: str, start_ms: int, end_ms: int) -> int:
@@ -129,11 +119,61 @@ def latest_prices(session: Session, keyspace: str) -> list[dict[str, Any]]:
     ]
 
 
-def aggregate_rows(session: Session, keyspace: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every row of aggregates_by_symbol and latest_aggregates, as (table, row), paged."""
-    for table in ("aggregates_by_symbol", "latest_aggregates"):
-        statement = SimpleStatement(
-            f"SELECT {', '.join(AGGREGATE_COLUMNS)} FROM {keyspace}.{table}", fetch_size=PAGE
+def latest_aggregates(session: Session, keyspace: str) -> list[dict[str, Any]]:
+    """Every latest_aggregates row: one per coin, source and window length."""
+    rows = session.execute(
+        f"SELECT {', '.join(AGGREGATE_COLUMNS)} FROM {keyspace}.latest_aggregates"
+    )
+    return [row._asdict() for row in rows]
+
+
+def _has_table(session: Session, keyspace: str, table: str) -> bool:
+    """Whether the server has this table (the driver's schema metadata: no round trip)."""
+    known = session.cluster.metadata.keyspaces.get(keyspace)
+    return known is not None and table in known.tables
+
+
+def _on_every_node(session: Session, cql: str, keyspace: str) -> Iterator[Any]:
+    """The rows of a node-local system table, from every live node (each knows its own)."""
+    statement = session.prepare(cql)
+    for host in session.cluster.metadata.all_hosts():
+        if host.is_up:
+            yield from session.execute(statement, (keyspace,), host=host)
+
+
+def size_estimates(session: Session, keyspace: str) -> dict[str, tuple[int, int]] | None:
+    """Per table: (partitions, bytes) as the nodes estimate them (`system.size_estimates`).
+
+    Each node records its primary token ranges every 5 minutes from its SSTables (rows
+    still in memtables are not counted); bytes are partitions x mean partition size,
+    uncompressed. None on a server without the table (Cassandra before 2.1.5).
+    """
+    if not _has_table(session, "system", "size_estimates"):
+        return None
+    totals: dict[str, tuple[int, int]] = {}
+    cql = (
+        "SELECT table_name, partitions_count, mean_partition_size FROM system.size_estimates "
+        "WHERE keyspace_name = ?"
+    )
+    for row in _on_every_node(session, cql, keyspace):
+        partitions, size = totals.get(row.table_name, (0, 0))
+        totals[row.table_name] = (
+            partitions + row.partitions_count,
+            size + row.partitions_count * row.mean_partition_size,
         )
-        for row in session.execute(statement):
-            yield table, row._asdict()
+    return totals
+
+
+def disk_usage(session: Session, keyspace: str) -> dict[str, int] | None:
+    """Per table: SSTable bytes on disk, summed over the nodes (`system_views.disk_usage`).
+
+    The server rounds each node's figure up to a whole MiB. None on a server without the
+    virtual table (Cassandra before 4.0).
+    """
+    if not _has_table(session, "system_views", "disk_usage"):
+        return None
+    totals: dict[str, int] = {}
+    cql = "SELECT table_name, mebibytes FROM system_views.disk_usage WHERE keyspace_name = ?"
+    for row in _on_every_node(session, cql, keyspace):
+        totals[row.table_name] = totals.get(row.table_name, 0) + row.mebibytes * MIB
+    return totals

@@ -3,6 +3,12 @@
 Every figure is computed by MongoDB; only the per-coin results (or, for latency
 percentiles, one number per tick) cross the wire. Times are epoch milliseconds and
 windows are half-open, `[start_ms, end_ms)` on `event_time_ms`.
+
+Each query reads a bounded slice through an index (`symbol_event_time`, `event_time`,
+`ingest_time`), never the whole collection. Its first `$match` holds only the indexed
+range: the local SecantusDB plans an index only for a first stage without a top-level
+`$or` (MongoDB merges consecutive `$match` stages itself). Whole-collection figures are
+the server's own (collStats, the estimated count), asked within `STATS_BUDGET_MS`.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import math
 from typing import Any
 
 from pymongo.collection import Collection
+from pymongo.errors import ExecutionTimeout
 
 # When the sink handed a tick's batch to MongoDB (before the write; see streaming/sink.py).
 HANDED_AT = "handed_at_ms"
@@ -26,8 +33,18 @@ BAD_PRICE = {
 }
 
 
+# MongoDB answers collStats and the estimated count from metadata at once; the local
+# SecantusDB walks every document (and holds its lock meanwhile): past this budget the
+# figure is reported missing rather than waited for.
+STATS_BUDGET_MS = 500
+
+
 def _in_window(start_ms: int, end_ms: int) -> dict[str, Any]:
     return {"$match": {"event_time_ms": {"$gte": start_ms, "$lt": end_ms}}}
+
+
+def _ingested_since(since_ms: int) -> dict[str, Any]:
+    return {"$match": {"ingest_time_ms": {"$gte": since_ms}}}
 
 
 def _rows(collection: Collection, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -174,10 +191,21 @@ def count_by_symbol(collection: Collection, start_ms: int, end_ms: int) -> dict[
     return {row["_id"]: row["n"] for row in collection.aggregate(pipeline)}
 
 
-def newest_event_per_symbol(collection: Collection) -> dict[str, int]:
-    """Per coin, the event time of its newest tick."""
-    pipeline = [{"$group": {"_id": "$symbol", "newest": {"$max": "$event_time_ms"}}}]
-    return {row["_id"]: row["newest"] for row in collection.aggregate(pipeline)}
+def newest_event_times(collection: Collection, symbols: list[str], since_ms: int) -> dict[str, int]:
+    """Per coin, the event time of its newest tick at or after `since_ms` (absent: none).
+
+    One read of the `symbol_event_time` index per coin, bounded below by `since_ms`.
+    """
+    newest = {}
+    for symbol in symbols:
+        found = collection.find_one(
+            {"symbol": symbol, "event_time_ms": {"$gte": since_ms}},
+            {"_id": 0, "event_time_ms": 1},
+            sort=[("event_time_ms", -1)],
+        )
+        if found is not None:
+            newest[symbol] = int(found["event_time_ms"])
+    return newest
 
 
 def ingested_since(collection: Collection, since_ms: int) -> bool:
@@ -191,21 +219,30 @@ def ingested_since(collection: Collection, since_ms: int) -> bool:
     return next(iter(found), None) is not None
 
 
-def bad_prices(collection: Collection, limit: int = 5) -> tuple[int, list[dict[str, Any]]]:
-    """How many ticks have a non-positive or non-finite price, and the first few of them."""
-    count = collection.count_documents(BAD_PRICE)
-    examples = list(collection.find(BAD_PRICE, {"symbol": 1, "price": 1}).limit(limit))
-    return count, examples
+def bad_prices(
+    collection: Collection, since_ms: int, limit: int = 5
+) -> tuple[int, list[dict[str, Any]]]:
+    """How many ticks ingested since `since_ms` have a non-positive or non-finite price.
+
+    And the first few of them.
+    """
+    pipeline = [
+        _ingested_since(since_ms),
+        {"$match": BAD_PRICE},
+        {"$facet": {"count": [{"$count": "n"}],
+                    "examples": [{"$limit": limit}, {"$project": {"symbol": 1, "price": 1}}]}},
+    ]  # fmt: skip
+    result: dict[str, Any] = next(collection.aggregate(pipeline), {})
+    counted = result.get("count") or [{"n": 0}]
+    return counted[0]["n"], result.get("examples") or []
 
 
 def counts_since(collection: Collection, since_ms: dict[str, int]) -> dict[str, int]:
-    """For each name, the ticks ingested since that time (one $facet round trip)."""
-    facets = {
-        name: [{"$match": {"ingest_time_ms": {"$gte": moment}}}, {"$count": "n"}]
+    """For each name, the ticks ingested since that time (a range of the `ingest_time` index)."""
+    return {
+        name: collection.count_documents({"ingest_time_ms": {"$gte": moment}})
         for name, moment in since_ms.items()
     }
-    result: dict[str, Any] = next(collection.aggregate([{"$facet": facets}]), {})
-    return {name: (result.get(name) or [{"n": 0}])[0]["n"] for name in since_ms}
 
 
 def handover_latencies_ms(collection: Collection, since_ms: int, limit: int) -> list[int]:
@@ -216,7 +253,8 @@ def handover_latencies_ms(collection: Collection, since_ms: int, limit: int) -> 
     handed_at = {"$ifNull": [f"${HANDED_AT}", f"${LEGACY_STORED_AT}"]}
     stamped = [{name: {"$exists": True}} for name in (HANDED_AT, LEGACY_STORED_AT)]
     pipeline: list[dict[str, Any]] = [
-        {"$match": {"ingest_time_ms": {"$gte": since_ms}, "$or": stamped}},
+        _ingested_since(since_ms),
+        {"$match": {"$or": stamped}},
         {"$sort": {"ingest_time_ms": -1}},
         {"$limit": limit},
         {"$project": {"_id": 0, "ms": {"$subtract": [handed_at, "$ingest_time_ms"]}}},
@@ -224,11 +262,27 @@ def handover_latencies_ms(collection: Collection, since_ms: int, limit: int) -> 
     return [row["ms"] for row in collection.aggregate(pipeline)]
 
 
-def collection_stats(collection: Collection) -> dict[str, int]:
-    """Documents, dataSize and indexSize as the server reports them."""
-    stats = collection.database.command("collStats", collection.name)
-    return {
-        "documents": int(stats.get("count", 0)),
-        "data_size_bytes": int(stats.get("size", 0)),
-        "index_size_bytes": int(stats.get("totalIndexSize", 0)),
-    }
+COLLECTION_STATS = ("documents", "data_size_bytes", "storage_size_bytes", "index_size_bytes")
+
+
+def collection_stats(collection: Collection) -> dict[str, int] | None:
+    """Documents, dataSize, storageSize and indexSize as the server reports them (collStats).
+
+    storageSize and indexSize are the bytes on disk (MongoDB: compressed; SecantusDB
+    reports its uncompressed size as storageSize). None when the server took longer than
+    `STATS_BUDGET_MS`.
+    """
+    try:
+        stats = collection.database.command("collStats", collection.name, maxTimeMS=STATS_BUDGET_MS)
+    except ExecutionTimeout:
+        return None
+    figures = (stats.get(name, 0) for name in ("count", "size", "storageSize", "totalIndexSize"))
+    return {name: int(value) for name, value in zip(COLLECTION_STATS, figures, strict=True)}
+
+
+def estimated_documents(collection: Collection) -> int | None:
+    """The server's count of the collection's documents (None: not within the budget)."""
+    try:
+        return collection.estimated_document_count(maxTimeMS=STATS_BUDGET_MS)
+    except ExecutionTimeout:
+        return None

@@ -64,6 +64,7 @@ UNENCODABLE = (BSONError, OverflowError, ValueError)
 WRITE_SAMPLES = 1000  # the last batches whose write times the progress percentiles cover
 CLOSE_TIMEOUT_S = 5.0  # what `close` gives the handed-over batches before ending retries
 CLOSE_KAFKA_MS = 5000  # the last commit's and the consumer's close timeout
+NEWEST_STORED = "newest_stored_event_ms"  # the progress figure hours settle by
 
 
 class SinkStopped(PlatformError):
@@ -89,6 +90,9 @@ class SinkStats:
     write_retries: int = 0
     skipped_offsets: int = 0  # removed by retention before they were read
     late: int = 0  # behind Spark's watermark: their hours are recorded for the repair
+    # The newest event time MongoDB holds (read at start, then each write's): hours before
+    # it, less the watermark, have settled (`defs/streams/sensors.py`).
+    newest_stored_event_ms: int = 0
     # Each recent batch's write, in ms: from hand-over to MongoDB's acknowledgement.
     write_ms: deque[float] = field(default_factory=lambda: deque(maxlen=WRITE_SAMPLES))
 
@@ -153,10 +157,11 @@ class MongoSink:
         self._retention = RetentionWatch(self.consumer, "mongo-sink")
         self._losses = mongo.data_loss_collection(self._client, settings)
         newest = self.collection.find_one({}, {"event_time_ms": 1}, sort=[("event_time_ms", -1)])
+        self.stats.newest_stored_event_ms = int(newest["event_time_ms"]) if newest else 0
         self._late = LateTicks(
             settings.aggregate_watermark_s,
             mongo.late_hours_collection(self._client, settings),
-            newest_ms=int(newest["event_time_ms"]) if newest else 0,
+            newest_ms=self.stats.newest_stored_event_ms,
         )
         self._unrecorded: list[LostRange] = []
 
@@ -263,6 +268,8 @@ class MongoSink:
         for index, reason in refused.items():
             self._dead_letter(self._write_dead_letters, pending[index][0], reason)
         self._write_dead_letters.flush()
+        stored = [doc["event_time_ms"] for i, (_, doc) in enumerate(pending) if i not in refused]
+        self.stats.newest_stored_event_ms = max([self.stats.newest_stored_event_ms, *stored])
 
     def _write_with_retries(self, pending: list[Pending], pause: Pause) -> dict[int, str]:
         def sleep_unless_stopped(seconds: float) -> None:
@@ -413,6 +420,7 @@ def run_sink(
             "write_retries": s.write_retries,
             "skipped_offsets": s.skipped_offsets,
             "late": s.late,
+            NEWEST_STORED: s.newest_stored_event_ms,
             **s.write_percentiles(),
             "lag": sink.lag(),
         }

@@ -9,7 +9,8 @@ continuous mode is off). The Spark driver runs inside the run's own process: a r
 already a process of its own, progress reaches Dagster directly, termination stops the
 queries cleanly, and `CRYPTO_SPARK_MASTER=spark://...` makes the same process a client of
 a cluster. (Dagster Pipes would add a second process and a message channel for nothing
-that this needs.)
+that this needs.) Each run logs its Spark UI's address and links it (`spark_ui`) on every
+event it records.
 """
 
 import threading
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from crypto_platform.defs.freshness import stream_freshness
 from crypto_platform.defs.long_running import STREAMING_TAGS, AssetProgress, run_until_terminated
 from crypto_platform.defs.streams.assets import KAFKA_PRICES, OWNERS
 from crypto_platform.defs.streams.resources import (
@@ -26,6 +28,7 @@ from crypto_platform.defs.streams.resources import (
     SparkResource,
     settings_for,
 )
+from crypto_platform.defs.streams.schemas import cassandra_table
 from crypto_platform.streaming.progress import Snapshot
 
 if TYPE_CHECKING:
@@ -49,6 +52,8 @@ def _spark_table(key: dg.AssetKey, description: str) -> dg.AssetSpec:
         owners=OWNERS,
         deps=[KAFKA_PRICES],
         skippable=True,
+        metadata=cassandra_table(key.path[-1]),
+        freshness_policy=stream_freshness(),
     )
 
 
@@ -90,17 +95,27 @@ def spark_aggregation(
     spark: SparkResource,
 ) -> Iterator[dg.MaterializeResult]:
     from crypto_platform.spark.job import run_aggregation
-    from crypto_platform.spark.session import spark_session
+    from crypto_platform.spark.session import spark_session, ui_url
 
     settings = settings_for(kafka, cassandra, spark)
     mode = "available-now" if config.available_now else "continuous"
     context.log.info(f"starting Spark ({settings.spark_master}) in {mode} mode")
     session = spark_session(settings)
+    # Every event of the run names its mode and links its Spark UI.
+    static: dict[str, str | dg.MetadataValue] = {"mode": mode}
+    if url := ui_url(session):
+        context.log.info(f"Spark UI: {url}")
+        static["spark_ui"] = dg.MetadataValue.url(url)
 
-    # Mid-run: observations, and a materialisation when rows landed (at most once a
-    # minute); the run's end materialises every table once more with the totals.
+    # Mid-run and at termination: observations, and a materialisation when rows landed (at
+    # most once a minute mid-run); an available-now run's end materialises every table once
+    # more with the totals (then the tables' checks run).
     record = AssetProgress(
-        context, [spec.key for spec in SPECS], counter="rows", min_interval_s=config.record_every_s
+        context,
+        [spec.key for spec in SPECS],
+        counter="rows",
+        static=static,
+        min_interval_s=config.record_every_s,
     )
 
     def loop(stop: threading.Event, report: Callable[[Snapshot], None]) -> "QueryTotals":
@@ -114,18 +129,21 @@ def spark_aggregation(
         )
 
     # The session is left to the run's process exit: getOrCreate shares it in-process.
-    totals = run_until_terminated(context, loop, record)
-    summary: dict[str, float | int | str] = {"mode": mode}
-    if totals is not None:
-        summary.update(
-            rows=totals.input_rows,
-            batches=totals.batches,
-            invalid_rows=totals.invalid_rows,
-            dropped_late_rows=totals.dropped_late_rows,
-        )
-    if totals is None or not totals.input_rows:
+    try:
+        totals = run_until_terminated(context, loop, record)
+    except dg.DagsterExecutionInterruptedError:
+        record.flush()  # terminated: the final counts, recorded before the run ends Canceled
+        raise
+    if not totals.input_rows:
         record.flush()  # nothing landed: the last counts as an observation, no materialisation
         return
+    summary = {
+        **static,
+        "rows": totals.input_rows,
+        "batches": totals.batches,
+        "invalid_rows": totals.invalid_rows,
+        "dropped_late_rows": totals.dropped_late_rows,
+    }
     for spec in SPECS:
         yield dg.MaterializeResult(asset_key=spec.key, metadata=summary)
 

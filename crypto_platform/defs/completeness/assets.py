@@ -5,9 +5,11 @@ from MongoDB (`crypto-platform repair`). The gap automation materialises the hou
 repairs, and the statistics and completeness of those hours then run again.
 
 `completeness/hourly_completeness`: per source and coin, ticks stored against expected, and
-the gaps overlapping the hour. The partition fails while the hour has a gap not repaired,
-so the UI's per-hour status shows which hours are whole; it runs again when the hour is
-repaired.
+the gaps overlapping the hour; it runs once the hour has settled (`mongo/settled_hours`)
+and again when the hour is repaired. Its check `hour_complete`, one result per hour, fails
+while the hour has a gap not repaired, so the UI's per-hour check status shows which hours
+are whole. The check blocks: failed, it fails its run (nothing downstream in it runs), and
+the hour's statistics wait until it passes (their automation condition).
 """
 
 import datetime as dt
@@ -18,8 +20,8 @@ from crypto_platform.completeness.hours import hour_completeness
 from crypto_platform.completeness.ledger import gap_row
 from crypto_platform.completeness.repair import repair
 from crypto_platform.defs.hours import HOURLY
-from crypto_platform.defs.reports.metadata import markdown_table
-from crypto_platform.defs.streams.assets import MONGO_PRICES, OWNERS
+from crypto_platform.defs.reports.metadata import table
+from crypto_platform.defs.streams.assets import MONGO_PRICES, OWNERS, SETTLED_HOURS
 from crypto_platform.defs.streams.resources import (
     CassandraResource,
     KafkaResource,
@@ -32,9 +34,12 @@ GROUP = "completeness"
 REPAIRED_HOURS = dg.AssetKey(["cassandra", "repaired_hours"])
 HOURLY_COMPLETENESS = dg.AssetKey(["completeness", "hourly_completeness"])
 HOUR_COMPLETE = "hour_complete"
-ROW_COLUMNS = ("source", "symbol", "stored", "expected", "unrepaired_gaps", "missing_s",
-               "complete_pct")  # fmt: skip
-GAP_COLUMNS = ("source", "symbol", "start", "end", "ticks_expected", "status", "reason")
+ROW_COLUMNS = (("source", "string"), ("symbol", "string"), ("stored", "int"),
+               ("expected", "int"), ("unrepaired_gaps", "int"), ("missing_s", "float"),
+               ("complete_pct", "float"))  # fmt: skip
+GAP_COLUMNS = (("source", "string"), ("symbol", "string"), ("start", "datetime"),
+               ("end", "datetime"), ("ticks_expected", "int"), ("status", "string"),
+               ("reason", "string"))  # fmt: skip
 
 
 def _ms(moment: dt.datetime) -> int:
@@ -74,13 +79,13 @@ def repaired_hours(
     )
 
 
-# Each hour once it has closed, and again whenever a repair rewrote it (late ticks,
-# backfills): the repaired hour's partition of `REPAIRED_HOURS` is materialised. The
-# statistics use it too.
-AGAIN_WHEN_REPAIRED = dg.AutomationCondition.on_missing().ignore(
-    dg.AssetSelection.assets(REPAIRED_HOURS)
-) | (
-    dg.AutomationCondition.any_deps_updated().ignore(dg.AssetSelection.assets(MONGO_PRICES))
+# Each hour once it has settled (its `SETTLED_HOURS` partition is recorded), and again
+# whenever a repair rewrote it (late ticks, backfills: its `REPAIRED_HOURS` partition is
+# materialised); an update that comes while the hour or an input of it runs waits for that
+# run. Any hour, not only the latest: settled hours come in order, repairs of any hour.
+WHEN_SETTLED_OR_REPAIRED = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
 )
 
@@ -88,14 +93,23 @@ AGAIN_WHEN_REPAIRED = dg.AutomationCondition.on_missing().ignore(
 @dg.asset(
     key=HOURLY_COMPLETENESS,
     description="Per hour, source and coin: ticks stored against ticks expected, and the "
-    "gaps; fails while the hour has a gap not repaired.",
+    "gaps; its check hour_complete fails, and holds the hour's statistics back, while the "
+    "hour has a gap not repaired.",
     group_name=GROUP,
     kinds={"mongodb", "python"},
     owners=OWNERS,
-    deps=[MONGO_PRICES, REPAIRED_HOURS],
+    deps=[SETTLED_HOURS, REPAIRED_HOURS],
     partitions_def=HOURLY,
-    automation_condition=AGAIN_WHEN_REPAIRED,
-    check_specs=[dg.AssetCheckSpec(HOUR_COMPLETE, asset=HOURLY_COMPLETENESS)],
+    automation_condition=WHEN_SETTLED_OR_REPAIRED,
+    check_specs=[
+        dg.AssetCheckSpec(
+            HOUR_COMPLETE,
+            asset=HOURLY_COMPLETENESS,
+            description="Every gap of the hour is repaired.",
+            blocking=True,
+            partitions_def=HOURLY,
+        )
+    ],
 )
 def hourly_completeness(
     context: dg.AssetExecutionContext,
@@ -107,26 +121,23 @@ def hourly_completeness(
     with explained(settings):
         hour = hour_completeness(settings, _ms(context.partition_time_window.start))
     unrepaired = hour.unrepaired
-    metadata = {
-        "complete": markdown_table(hour.rows, ROW_COLUMNS),
-        "gaps": markdown_table([gap_row(gap) for gap in hour.gaps], GAP_COLUMNS),
-        "ticks_stored": sum(row["stored"] for row in hour.rows),
-        "unrepaired_gaps": len(unrepaired),
-        "missing_s": sum(row["missing_s"] for row in hour.rows),
-    }
-    if unrepaired:
-        raise dg.Failure(
-            description=f"{len(unrepaired)} gaps not repaired in this hour: "
-            + "; ".join(f"{g.source}/{g.symbol} {g.status}" for g in unrepaired[:5]),
-            metadata=metadata,
-        )
+    gaps = "; ".join(f"{g.source}/{g.symbol} {g.status}" for g in unrepaired[:5])
     return dg.MaterializeResult(
-        metadata=metadata,
+        metadata={
+            "complete": table(hour.rows, ROW_COLUMNS),
+            "gaps": table([gap_row(gap) for gap in hour.gaps], GAP_COLUMNS),
+            "ticks_stored": sum(row["stored"] for row in hour.rows),
+            "unrepaired_gaps": len(unrepaired),
+            "missing_s": sum(row["missing_s"] for row in hour.rows),
+        },
         check_results=[
             dg.AssetCheckResult(
                 check_name=HOUR_COMPLETE,
-                passed=True,
-                description=f"{len(hour.gaps)} gaps in the hour, every one repaired",
+                passed=not unrepaired,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=f"{len(unrepaired)} gaps not repaired in this hour: {gaps}"
+                if unrepaired
+                else f"{len(hour.gaps)} gaps in the hour, every one repaired",
             )
         ],
     )

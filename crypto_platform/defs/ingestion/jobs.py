@@ -3,6 +3,7 @@
 Each is one op that runs until its run is terminated; every `progress_every_s` seconds
 it logs counts and rates, and at most once a minute records them on its asset: a
 materialisation when new ticks landed, an observation otherwise (see `AssetProgress`).
+Terminated, it flushes or commits, records its last counts, and the run ends Canceled.
 """
 
 import threading
@@ -66,7 +67,7 @@ def publish_ticks(
     try:
         run_until_terminated(context, loop, relay)
     finally:
-        record.flush()
+        record.flush()  # also when terminated: before the run ends Canceled
 
 
 @dg.op(
@@ -109,7 +110,7 @@ def store_ticks(
     try:
         run_until_terminated(context, loop, record)
     finally:
-        record.flush()
+        record.flush()  # also when terminated: before the run ends Canceled
 
 
 @dg.job(

@@ -1,8 +1,8 @@
 """`storage_growth_report` and `throughput_report`: hourly, measured on the real stores.
 
 The reports themselves are `crypto_platform.reports.storage` / `.throughput` (the CLI
-prints the same); here they become metadata: Markdown tables to read and numbers the
-UI plots across materialisations.
+prints the same); here they become metadata: typed tables to read and numbers the UI
+plots across materialisations.
 """
 
 from typing import Any
@@ -15,7 +15,7 @@ from crypto_platform.defs.analytics.assets import (
     CASSANDRA_LATEST_PRICES,
     CASSANDRA_PRICES_BY_SYMBOL,
 )
-from crypto_platform.defs.reports.metadata import flat_numbers, markdown_table
+from crypto_platform.defs.reports.metadata import flat_numbers, table
 from crypto_platform.defs.streams.assets import KAFKA_PRICES, KAFKA_PRICES_DLQ, MONGO_PRICES, OWNERS
 from crypto_platform.defs.streams.resources import (
     CassandraResource,
@@ -36,6 +36,19 @@ FIRST_DATA = (
 HOURLY = (
     dg.AutomationCondition.cron_tick_passed("0 * * * *") | FIRST_DATA
 ) & ~dg.AutomationCondition.in_progress()
+
+# Sizes are in bytes, rates per unit of time, latencies in ms, batch durations in s;
+# `bytes_each`: per MongoDB document, or per Cassandra partition.
+STORE_COLUMNS = (("store", "string"), ("documents", "int"), ("partitions", "int"),
+                 ("data_size", "int"), ("index_size", "int"), ("memtable_size", "int"),
+                 ("on_disk", "int"), ("bytes_each", "float"))  # fmt: skip
+PROJECTION_COLUMNS = (("basis", "string"), ("per_day", "float"), ("per_month", "float"))
+RATE_COLUMNS = (("measured at", "string"), ("per_second", "float"), ("per_minute", "float"),
+                ("per_hour", "float"), ("per_day", "float"))  # fmt: skip
+LATENCY_COLUMNS = (("path", "string"), ("p50", "float"), ("p95", "float"), ("p99", "float"),
+                   ("max", "float"), ("samples", "int"))  # fmt: skip
+SPARK_COLUMNS = (("query", "string"), ("batches", "int"), ("p50", "float"), ("p95", "float"),
+                 ("p99", "float"), ("max", "float"))  # fmt: skip
 
 STORAGE_GROWTH_REPORT = dg.AssetKey(["reports", "storage_growth_report"])
 THROUGHPUT_REPORT = dg.AssetKey(["reports", "throughput_report"])
@@ -60,17 +73,19 @@ def _previous(context: dg.AssetExecutionContext) -> Previous | None:
 
 def _storage_tables(report: dict[str, Any]) -> dict[str, dg.MetadataValue]:
     mongodb, cassandra = report["mongodb"], report["cassandra"]
+    sizes = (mongodb["data_size_bytes"], mongodb["index_size_bytes"])
+    documents = mongodb["documents"]
     stores = [
-        {"store": f"mongodb {mongodb['collection']}", "rows": mongodb["documents"],
-         "data_size": mongodb["data_size_bytes"], "index_size": mongodb["index_size_bytes"],
-         "on_disk": mongodb["data_dir_bytes_on_disk"],
-         "bytes_per_row": round((mongodb["data_size_bytes"] + mongodb["index_size_bytes"])
-                                / mongodb["documents"], 1) if mongodb["documents"] else None},
-        *({"store": f"cassandra {cassandra['keyspace']}.{name}", "rows": table["rows"],
-           "data_size": table["sstable_bytes"], "bytes_per_row": table["bytes_per_row"]}
-          for name, table in cassandra["tables"].items()),
-        {"store": f"cassandra {cassandra['keyspace']} (directory)",
-         "on_disk": cassandra["keyspace_bytes_on_disk"]},
+        {"store": f"mongodb {mongodb['collection']}", "documents": documents,
+         "data_size": sizes[0], "index_size": sizes[1], "on_disk": mongodb["on_disk_bytes"],
+         "bytes_each": round(sum(sizes) / documents, 1)
+         if documents and None not in sizes else None},
+        *({"store": f"cassandra {cassandra['keyspace']}.{name}", "partitions": t["partitions"],
+           "data_size": t["sstable_bytes"], "memtable_size": t["memtable_bytes"],
+           "bytes_each": t["bytes_per_partition"]}
+          for name, t in cassandra["tables"].items()),
+        {"store": f"cassandra {cassandra['keyspace']} (keyspace)",
+         "data_size": cassandra["sstable_bytes"], "on_disk": cassandra["on_disk_bytes"]},
         {"store": "cassandra commit log (all keyspaces, unflushed rows)",
          "on_disk": cassandra["commitlog_bytes_on_disk"]},
     ]  # fmt: skip
@@ -86,11 +101,8 @@ def _storage_tables(report: dict[str, Any]) -> dict[str, dg.MetadataValue]:
          "per_month": report["seed_004"]["bytes_per_month_at_observed_rate"]},
     ]  # fmt: skip
     return {
-        "stores": markdown_table(
-            stores,
-            ("store", "rows", "data_size", "index_size", "on_disk", "bytes_per_row"),
-        ),
-        "projection": markdown_table(projection, ("basis", "per_day", "per_month")),
+        "stores": table(stores, STORE_COLUMNS),
+        "projection": table(projection, PROJECTION_COLUMNS),
     }
 
 
@@ -153,13 +165,9 @@ def throughput_report_asset(
     ]
     return dg.MaterializeResult(
         metadata={
-            "ticks": markdown_table(
-                ticks, ("measured at", "per_second", "per_minute", "per_hour", "per_day")
-            ),
-            "latency_ms": markdown_table(latency, ("path", "p50", "p95", "p99", "max", "samples")),
-            "spark_batch_s": markdown_table(
-                spark, ("query", "batches", "p50", "p95", "p99", "max")
-            ),
+            "ticks": table(ticks, RATE_COLUMNS),
+            "latency_ms": table(latency, LATENCY_COLUMNS),
+            "spark_batch_s": table(spark, SPARK_COLUMNS),
             **flat_numbers(report),
         }
     )

@@ -1,4 +1,4 @@
-"""Metadata the UI shows well: Markdown tables, and flat numbers it plots over time."""
+"""Metadata the UI shows well: typed tables, and flat numbers it plots over time."""
 
 from __future__ import annotations
 
@@ -8,24 +8,36 @@ from typing import Any
 
 import dagster as dg
 
+# A table's columns: (row key, Dagster column type), e.g. ("count", "int").
+Columns = Sequence[tuple[str, str]]
+TIME_MS = "_time_ms"  # a row key ending so holds epoch milliseconds: shown as a UTC time
 
-def _cell(column: str, value: Any) -> str:
-    if value is None:
-        return "-"
-    if column.endswith("_time_ms"):
-        return dt.datetime.fromtimestamp(value / 1000, dt.UTC).strftime("%H:%M:%S.%f")[:-3]
-    if isinstance(value, float):
-        return f"{value:.6g}"
+
+def _shown(key: str) -> str:
+    return key.removesuffix("_ms") if key.endswith(TIME_MS) else key
+
+
+def _value(key: str, value: Any) -> str | int | float | bool | None:
+    if value is not None and key.endswith(TIME_MS):
+        moment = dt.datetime.fromtimestamp(value / 1000, dt.UTC)
+        return moment.isoformat(sep=" ", timespec="milliseconds")
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
     return str(value)
 
 
-def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> dg.MetadataValue:
-    """Rows as a Markdown table (the UI renders it); `_time_ms` columns as UTC times."""
-    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-    lines += ["| " + " | ".join(_cell(c, row.get(c)) for c in columns) + " |" for row in rows]
-    if not rows:
-        lines.append("| " + " | ".join("-" for _ in columns) + " |")
-    return dg.MetadataValue.md("\n".join(lines))
+def table(rows: Sequence[Mapping[str, Any]], columns: Columns) -> dg.TableMetadataValue:
+    """Rows as a table the UI renders with its schema; `*_time_ms` keys as UTC times.
+
+    A time column is named without its `_ms` (`from_time_ms` shows as `from_time`): what
+    it holds is a time, not a count of milliseconds.
+    """
+    schema = dg.TableSchema(columns=[dg.TableColumn(_shown(key), kind) for key, kind in columns])
+    records = [
+        dg.TableRecord({_shown(key): _value(key, row.get(key)) for key, _ in columns})
+        for row in rows
+    ]
+    return dg.MetadataValue.table(records=records, schema=schema)
 
 
 def per_coin(rows: Sequence[Mapping[str, Any]], field: str) -> dict[str, float | int]:

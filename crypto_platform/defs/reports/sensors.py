@@ -8,5 +8,6 @@ automation = dg.AutomationConditionSensorDefinition(
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
     description="Evaluates the declarative automation conditions: reports hourly, each "
-    "statistics partition when its hour closes, asset checks every 15 minutes.",
+    "hour's completeness and statistics once it has settled and again after its repair "
+    "(the statistics only while the hour's checks pass), asset checks every 15 minutes.",
 )

@@ -1,19 +1,25 @@
 """Hourly price statistics, jumps and volatility from MongoDB, one partition per UTC hour.
 
-An hour's partition exists once the hour has closed (`end_offset=0`), so `on_missing`
-materialises each hour when it closes, and a repair of the hour materialises it again;
-older hours are backfilled from the UI or with
-`dg launch --assets statistics/price_statistics --partition 2026-01-01-00:00`.
+An hour runs once its ticks have settled (`mongo/settled_hours`: the MongoDB sink stored
+past the hour), and again when its data changed (a repair of the hour runs its
+completeness again), but only while the hour's blocking checks pass: an hour with a gap
+not repaired (`completeness/hourly_completeness:hour_complete` failed) waits until the
+repair makes it pass. Requested together, the hour's completeness and statistics share a
+run, in which the failed check stops the statistics. Older hours are backfilled from the
+UI or with `dg launch --assets statistics/price_statistics --partition 2026-01-01-00:00`.
 """
 
 from typing import Any
 
 import dagster as dg
 
-from crypto_platform.defs.completeness.assets import AGAIN_WHEN_REPAIRED, REPAIRED_HOURS
+from crypto_platform.defs.completeness.assets import (
+    HOURLY_COMPLETENESS,
+    WHEN_SETTLED_OR_REPAIRED,
+)
 from crypto_platform.defs.hours import HOURLY
-from crypto_platform.defs.reports.metadata import markdown_table, per_coin
-from crypto_platform.defs.streams.assets import MONGO_PRICES, OWNERS
+from crypto_platform.defs.reports.metadata import per_coin, table
+from crypto_platform.defs.streams.assets import OWNERS, SETTLED_HOURS
 from crypto_platform.defs.streams.resources import (
     CassandraResource,
     KafkaResource,
@@ -30,10 +36,19 @@ PRICE_STATISTICS = dg.AssetKey(["statistics", "price_statistics"])
 PRICE_JUMPS = dg.AssetKey(["statistics", "price_jumps"])
 VOLATILITY = dg.AssetKey(["statistics", "volatility"])
 
-STATISTICS_COLUMNS = ("symbol", "count", "open", "high", "low", "close", "mean", "stddev",
-                      "change_pct")  # fmt: skip
-JUMP_COLUMNS = ("symbol", "from_time_ms", "to_time_ms", "from_price", "to_price", "move_pct")
-VOLATILITY_COLUMNS = ("symbol", "returns", "latest", "peak")
+STATISTICS_COLUMNS = (("symbol", "string"), ("count", "int"), ("open", "float"),
+                      ("high", "float"), ("low", "float"), ("close", "float"), ("mean", "float"),
+                      ("stddev", "float"), ("change_pct", "float"))  # fmt: skip
+JUMP_COLUMNS = (("symbol", "string"), ("from_time_ms", "datetime"), ("to_time_ms", "datetime"),
+                ("from_price", "float"), ("to_price", "float"), ("move_pct", "float"))  # fmt: skip
+VOLATILITY_COLUMNS = (("symbol", "string"), ("returns", "int"), ("latest", "float"),
+                      ("peak", "float"))  # fmt: skip
+
+# The hour's completeness condition, and the hour's blocking checks passed (or will run
+# first in the same run, which stops here if they fail).
+WHEN_THE_HOUR_PASSED = (
+    WHEN_SETTLED_OR_REPAIRED & dg.AutomationCondition.all_deps_blocking_checks_passed()
+)
 
 
 def _hourly(key: dg.AssetKey, description: str) -> dict[str, Any]:
@@ -43,9 +58,9 @@ def _hourly(key: dg.AssetKey, description: str) -> dict[str, Any]:
         "group_name": GROUP,
         "kinds": {"mongodb", "python"},
         "owners": OWNERS,
-        "deps": [MONGO_PRICES, REPAIRED_HOURS],
+        "deps": [SETTLED_HOURS, HOURLY_COMPLETENESS],
         "partitions_def": HOURLY,
-        "automation_condition": AGAIN_WHEN_REPAIRED,
+        "automation_condition": WHEN_THE_HOUR_PASSED,
     }
 
 
@@ -85,7 +100,7 @@ def price_statistics(
         metadata={
             "ticks": sum(row["count"] for row in rows),
             "coins": len(rows),
-            "statistics": markdown_table(rows, STATISTICS_COLUMNS),
+            "statistics": table(rows, STATISTICS_COLUMNS),
             **per_coin(rows, "change_pct"),
             **per_coin(rows, "count"),
         }
@@ -113,7 +128,7 @@ def price_jumps(
         metadata={
             "jumps": len(rows),
             "threshold_pct": config.threshold_pct,
-            "table": markdown_table(rows, JUMP_COLUMNS),
+            "table": table(rows, JUMP_COLUMNS),
         }
     )
 
@@ -138,7 +153,7 @@ def volatility(
     return dg.MaterializeResult(
         metadata={
             "window": config.window,
-            "table": markdown_table(rows, VOLATILITY_COLUMNS),
+            "table": table(rows, VOLATILITY_COLUMNS),
             **per_coin(rows, "latest"),
         }
     )

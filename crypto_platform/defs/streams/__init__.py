@@ -1,4 +1,7 @@
-"""The data the platform moves: Kafka topics, the MongoDB collection, the Cassandra tables."""
+"""The data the platform moves: Kafka topics, the MongoDB collection and its settled hours.
+
+Also the one resource per store (Kafka, MongoDB, Cassandra, Spark, the price source).
+"""
 
 import dagster as dg
 
@@ -11,10 +14,12 @@ from crypto_platform.defs.streams.resources import (
     PriceSourceResource,
     SparkResource,
 )
+from crypto_platform.defs.streams.sensors import settled_hours
 
 defs = dg.Definitions(
     assets=assets.STREAM_ASSETS,
     asset_checks=STREAM_CHECKS,
+    sensors=[settled_hours],
     resources={
         "kafka": KafkaResource(),
         "mongo": MongoResource(),

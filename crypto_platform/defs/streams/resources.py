@@ -123,12 +123,15 @@ class CassandraResource(_ClientResource):
     port: int | None = None
     protocol_version: int | None = None
     keyspace: str | None = None
+    # Where the storage report asks a node without size tables (the local 2.1) over JMX.
+    jmx_port: int | None = None
 
     SETTINGS: ClassVar[dict[str, str]] = {
         "hosts": "cassandra_hosts",
         "port": "cassandra_port",
         "protocol_version": "cassandra_protocol_version",
         "keyspace": "cassandra_keyspace",
+        "jmx_port": "cassandra_jmx_port",
     }
 
     def _open(self, settings: Settings) -> Session:
