@@ -363,6 +363,13 @@ def aggregate(ctx: click.Context, available_now: bool) -> None:
     help="Only the soak: the whole pipeline at 1,000 ticks/s for MINUTES, figures per minute "
     "and whether they stay flat (results in soak.json, soak.md; exit 1 if not flat).",
 )  # fmt: skip
+@click.option(
+    "--scale", is_flag=True,
+    help="Only the scale run: history loaded straight into MongoDB and Cassandra, 1,000,000 "
+    "then 10,000,000 ticks (or what loads in 15 minutes; --quick: 100,000 and 1,000,000), "
+    "every report and check timed at both (results in scale[-quick].json, .md; exit 1 if "
+    "a target is missed).",
+)  # fmt: skip
 @click.pass_context
 def bench(
     ctx: click.Context,
@@ -373,6 +380,7 @@ def bench(
     spark_only: bool,
     repair_only: bool,
     soak_minutes: int | None,
+    scale: bool,
 ) -> None:
     """Throughput and latency of producer, sink, Spark and API, beside bare clients (same run)."""
     from crypto_platform.bench.report import summarise, write
@@ -382,6 +390,11 @@ def bench(
     parts = [name for name, on in chosen.items() if on]
     if len(parts) > 1:
         raise click.UsageError("--api-only, --spark-only and --repair-only exclude each other")
+    if scale:
+        if parts or soak_minutes is not None:
+            raise click.UsageError("--scale runs alone (--quick for the smaller sizes)")
+        _scale(_settings(ctx), quick=quick, own_stack=not use_running_stack, out=out)
+        return
     if soak_minutes is not None:
         if quick or parts:
             raise click.UsageError("--soak runs alone: no --quick nor a part of the bench")
@@ -398,6 +411,19 @@ def bench(
     json_path, table_path = write(summary, out)
     click.echo("\n" + table_path.read_text())
     click.echo(f"results: {json_path}, {table_path}")
+
+
+def _scale(settings: Settings, *, quick: bool, own_stack: bool, out: Path) -> None:
+    from crypto_platform.bench.scale import run_scale
+    from crypto_platform.bench.scale_report import results, write
+
+    run = run_scale(settings, quick=quick, own_stack=own_stack, say=click.echo)
+    result = results(run, quick=quick)
+    json_path, table_path = write(result, out)
+    click.echo("\n" + table_path.read_text())
+    click.echo(f"results: {json_path}, {table_path}")
+    if not result["passed"]:
+        sys.exit(1)
 
 
 def _soak(settings: Settings, minutes: int, *, own_stack: bool, out: Path) -> None:
