@@ -4,15 +4,21 @@ import dagster as dg
 
 from crypto_platform.defs import (
     analytics,
+    automation,
+    checks,
     completeness,
     ingestion,
     reports,
+    resources,
     statistics,
     streams,
     supervision,
 )
 
 defs = dg.Definitions.merge(
+    resources.defs,
+    automation.defs,
+    checks.defs,
     streams.defs,
     ingestion.defs,
     analytics.defs,

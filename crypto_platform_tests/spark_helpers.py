@@ -8,7 +8,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 
-from crypto_platform.defs.streams.resources import CassandraResource, KafkaResource, SparkResource
+from crypto_platform.defs.resources.clients import CassandraResource, KafkaResource, SparkResource
 from crypto_platform.settings import Settings
 from crypto_platform.spark.windows import window_starts
 from crypto_platform.storage import cassandra, cassandra_queries

@@ -17,14 +17,13 @@ from crypto_platform.defs.completeness.assets import (
     hourly_completeness,
     repaired_hours,
 )
-from crypto_platform.defs.hours import HOURLY
-from crypto_platform.defs.long_running import AssetProgress
 from crypto_platform.defs.reports.assets import (
     STORAGE_GROWTH_REPORT,
     THROUGHPUT_REPORT,
     storage_growth_report,
     throughput_report_asset,
 )
+from crypto_platform.defs.resources.clients import CassandraResource, KafkaResource, MongoResource
 from crypto_platform.defs.statistics.assets import (
     PRICE_JUMPS,
     PRICE_STATISTICS,
@@ -34,7 +33,8 @@ from crypto_platform.defs.statistics.assets import (
     volatility,
 )
 from crypto_platform.defs.streams.assets import MONGO_PRICES, SETTLED_HOURS, STREAM_ASSETS
-from crypto_platform.defs.streams.resources import CassandraResource, KafkaResource, MongoResource
+from crypto_platform.defs.streams.hours import HOURLY
+from crypto_platform.defs.streams.long_running import AssetProgress
 
 STATISTICS = [PRICE_STATISTICS, PRICE_JUMPS, VOLATILITY]
 DOWNSTREAM = [repaired_hours, hourly_completeness, price_statistics, price_jumps, volatility,

@@ -9,9 +9,8 @@ import time
 import dagster as dg
 from pymongo import MongoClient
 
-from crypto_platform.defs.analytics.checks import ANALYTICS_CHECKS
+from crypto_platform.defs.checks.engine import ENGINE_CHECKS
 from crypto_platform.defs.streams.assets import MONGO_PRICES
-from crypto_platform.defs.streams.checks import STREAM_CHECKS
 from crypto_platform.reports import checks
 from crypto_platform.reports.statistics import Period
 from crypto_platform.reports.stores import open_stores
@@ -40,7 +39,7 @@ def fresh_ticks(symbols: list[str]) -> list[Tick]:
 def run_check(check: dg.AssetChecksDefinition, settings: Settings) -> dg.AssetCheckEvaluation:
     """Run one Dagster asset check, as the UI or `dg launch` would.
 
-    An engine check blocks nothing (it runs alone: see defs/asset_checks.py), so its run
+    An engine check blocks nothing (it runs alone: see defs/checks/engine.py), so its run
     succeeds whatever it finds.
     """
     result = dg.materialize(
@@ -84,7 +83,7 @@ def test_check_command_exits_1_after_a_zero_price_is_written_into_mongodb(
 def test_dagster_positive_price_check_fails_on_a_zero_price(
     settings: Settings,
 ) -> None:
-    check = named(STREAM_CHECKS, "mongo/prices", "positive_prices")
+    check = named(ENGINE_CHECKS, "mongo/prices", "positive_prices")
     insert_ticks(settings, fresh_ticks(["BTC"]))
     assert run_check(check, settings).passed
 
@@ -133,7 +132,7 @@ def recent_window() -> dt.datetime:
 
 
 def test_means_check_fails_on_an_aggregate_row_with_am_below_hm(settings: Settings) -> None:
-    check = named(ANALYTICS_CHECKS, "cassandra/aggregates_by_symbol", "means_ordered")
+    check = named(ENGINE_CHECKS, "cassandra/aggregates_by_symbol", "means_ordered")
     start = recent_window()
     insert_aggregate(settings, start, am=100.0, gm=99.9, hm=99.8)
     assert run_check(check, settings).passed

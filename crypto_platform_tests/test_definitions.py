@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+import crypto_platform.defs
 from crypto_platform.definitions import defs
-from crypto_platform.defs.freshness import stream_freshness
+from crypto_platform.defs.streams.freshness import stream_freshness
 from crypto_platform.ticks import Tick
 from crypto_platform_tests.conftest import REPO
 
@@ -194,3 +196,18 @@ def test_workspace_validates_with_the_instance_config(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All code locations passed validation" in result.stdout + result.stderr
+
+
+def test_the_defs_folder_holds_only_domains_that_import_each_other_one_way() -> None:
+    root = Path(crypto_platform.defs.__file__).parent
+    domains = sorted(path.name for path in root.iterdir() if (path / "__init__.py").exists())
+    assert sorted(path.name for path in root.glob("*.py")) == ["__init__.py"]
+    imports = {
+        (domain, match)
+        for domain in domains
+        for module in (root / domain).glob("*.py")
+        for match in re.findall(r"^from crypto_platform\.defs\.(\w+)", module.read_text(), re.M)
+        if match != domain
+    }
+    assert {(a, b) for a, b in imports if (b, a) in imports} == set()
+    assert all(b in domains for _, b in imports)

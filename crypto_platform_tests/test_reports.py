@@ -24,8 +24,8 @@ from pymongo import MongoClient
 from pyspark.sql import SparkSession
 
 from crypto_platform.defs.reports.assets import storage_growth_report, throughput_report_asset
+from crypto_platform.defs.resources.clients import CassandraResource, KafkaResource, MongoResource
 from crypto_platform.defs.statistics.assets import price_jumps, price_statistics, volatility
-from crypto_platform.defs.streams.resources import CassandraResource, KafkaResource, MongoResource
 from crypto_platform.reports import checks, nodetool
 from crypto_platform.reports.statistics import Period
 from crypto_platform.reports.storage import storage_report

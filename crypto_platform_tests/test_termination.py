@@ -19,7 +19,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from crypto_platform.defs.analytics.assets import CASSANDRA_AGGREGATES_BY_SYMBOL, spark_aggregation
-from crypto_platform.defs.long_running import AssetProgress, run_until_terminated
+from crypto_platform.defs.streams.long_running import AssetProgress, run_until_terminated
 from crypto_platform.settings import Settings
 from crypto_platform.spark.session import ui_url
 from crypto_platform.streaming.progress import Snapshot

@@ -3,12 +3,10 @@
 import dagster as dg
 
 from crypto_platform.defs.analytics.assets import aggregate_prices, spark_aggregation
-from crypto_platform.defs.analytics.checks import ANALYTICS_CHECKS
 from crypto_platform.defs.analytics.schedules import aggregate_prices_catch_up
 
 defs = dg.Definitions(
     assets=[spark_aggregation],
-    asset_checks=ANALYTICS_CHECKS,
     jobs=[aggregate_prices],
     schedules=[aggregate_prices_catch_up],
 )

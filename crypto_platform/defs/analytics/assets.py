@@ -19,14 +19,18 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from crypto_platform.defs.freshness import stream_freshness
-from crypto_platform.defs.long_running import STREAMING_TAGS, AssetProgress, run_until_terminated
-from crypto_platform.defs.streams.assets import KAFKA_PRICES, OWNERS
-from crypto_platform.defs.streams.resources import (
+from crypto_platform.defs.resources.clients import (
     CassandraResource,
     KafkaResource,
     SparkResource,
     settings_for,
+)
+from crypto_platform.defs.streams.assets import KAFKA_PRICES, OWNERS
+from crypto_platform.defs.streams.freshness import stream_freshness
+from crypto_platform.defs.streams.long_running import (
+    STREAMING_TAGS,
+    AssetProgress,
+    run_until_terminated,
 )
 from crypto_platform.defs.streams.schemas import cassandra_table
 from crypto_platform.streaming.progress import Snapshot

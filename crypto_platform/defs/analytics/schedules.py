@@ -3,7 +3,7 @@
 import dagster as dg
 
 from crypto_platform.defs.analytics.assets import aggregate_prices
-from crypto_platform.defs.supervision.sensors import ACTIVE
+from crypto_platform.defs.streams.long_running import ACTIVE
 from crypto_platform.settings import load_settings
 
 

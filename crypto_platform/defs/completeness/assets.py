@@ -19,16 +19,16 @@ import dagster as dg
 from crypto_platform.completeness.hours import hour_completeness
 from crypto_platform.completeness.ledger import gap_row
 from crypto_platform.completeness.repair import repair
-from crypto_platform.defs.hours import HOURLY
+from crypto_platform.defs.automation.conditions import WHEN_SETTLED_OR_REPAIRED
 from crypto_platform.defs.reports.metadata import table
-from crypto_platform.defs.streams.assets import MONGO_PRICES, OWNERS, SETTLED_HOURS
-from crypto_platform.defs.streams.resources import (
+from crypto_platform.defs.resources.clients import (
     CassandraResource,
-    KafkaResource,
     MongoResource,
     settings_for,
 )
-from crypto_platform.defs.unreachable import explained
+from crypto_platform.defs.resources.unreachable import explained
+from crypto_platform.defs.streams.assets import MONGO_PRICES, OWNERS, SETTLED_HOURS
+from crypto_platform.defs.streams.hours import HOURLY
 
 GROUP = "completeness"
 REPAIRED_HOURS = dg.AssetKey(["cassandra", "repaired_hours"])
@@ -59,11 +59,10 @@ def _ms(moment: dt.datetime) -> int:
 )
 def repaired_hours(
     context: dg.AssetExecutionContext,
-    kafka: KafkaResource,
     mongo: MongoResource,
     cassandra: CassandraResource,
 ) -> dg.MaterializeResult:
-    settings = settings_for(kafka, mongo, cassandra)
+    settings = settings_for(mongo, cassandra)
     window = context.partition_time_window
     with explained(settings):
         stats = repair(settings, _ms(window.start), _ms(window.end), progress=context.log.info)
@@ -77,17 +76,6 @@ def repaired_hours(
             "symbols": ", ".join(stats.symbols),
         }
     )
-
-
-# Each hour once it has settled (its `SETTLED_HOURS` partition is recorded), and again
-# whenever a repair rewrote it (late ticks, backfills: its `REPAIRED_HOURS` partition is
-# materialised); an update that comes while the hour or an input of it runs waits for that
-# run. Any hour, not only the latest: settled hours come in order, repairs of any hour.
-WHEN_SETTLED_OR_REPAIRED = (
-    dg.AutomationCondition.any_deps_updated().since_last_handled()
-    & ~dg.AutomationCondition.any_deps_in_progress()
-    & ~dg.AutomationCondition.in_progress()
-)
 
 
 @dg.asset(
@@ -113,11 +101,9 @@ WHEN_SETTLED_OR_REPAIRED = (
 )
 def hourly_completeness(
     context: dg.AssetExecutionContext,
-    kafka: KafkaResource,
     mongo: MongoResource,
-    cassandra: CassandraResource,
 ) -> dg.MaterializeResult:
-    settings = settings_for(kafka, mongo, cassandra)
+    settings = settings_for(mongo)
     with explained(settings):
         hour = hour_completeness(settings, _ms(context.partition_time_window.start))
     unrepaired = hour.unrepaired

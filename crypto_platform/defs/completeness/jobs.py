@@ -18,14 +18,14 @@ import dagster as dg
 from crypto_platform.completeness.backfill import backfill
 from crypto_platform.completeness.repair import repair
 from crypto_platform.defs.completeness.assets import REPAIRED_HOURS
-from crypto_platform.defs.hours import HOURLY
-from crypto_platform.defs.streams.resources import (
+from crypto_platform.defs.resources.clients import (
     CassandraResource,
     KafkaResource,
     MongoResource,
     settings_for,
 )
-from crypto_platform.defs.unreachable import explained
+from crypto_platform.defs.resources.unreachable import explained
+from crypto_platform.defs.streams.hours import HOURLY
 from crypto_platform.errors import PlatformError
 from crypto_platform.settings import Settings
 from crypto_platform.storage import mongo as mongo_store

@@ -29,9 +29,7 @@ from crypto_platform.defs.completeness.jobs import (
     hour_key,
     repair_hours,
 )
-from crypto_platform.defs.streams.resources import (
-    CassandraResource,
-    KafkaResource,
+from crypto_platform.defs.resources.clients import (
     MongoResource,
     settings_for,
 )
@@ -110,11 +108,9 @@ def request_repairs(
 )
 def gap_sensor(
     context: dg.SensorEvaluationContext,
-    kafka: KafkaResource,
     mongo: MongoResource,
-    cassandra: CassandraResource,
 ) -> dg.SensorResult | dg.SkipReason:
-    settings = settings_for(kafka, mongo, cassandra)
+    settings = settings_for(mongo)
     now = now_ms()
     return request_repairs(context, find_gaps(settings, now - LOOKBACK_MS, now), now)
 
@@ -140,12 +136,10 @@ def _final_at(doc: dict, final_ms: int) -> int:
 )
 def late_tick_sensor(
     context: dg.SensorEvaluationContext,
-    kafka: KafkaResource,
     mongo: MongoResource,
-    cassandra: CassandraResource,
 ) -> dg.SensorResult:
     """Reads only what changed: hours whose last late tick came after the cursor."""
-    settings = settings_for(kafka, mongo, cassandra)
+    settings = settings_for(mongo)
     final_ms = (settings.aggregate_watermark_s + settings.aggregate_window_s) * 1000 + SETTLE_MS
     now = now_ms()
     cursor = int(context.cursor or 0)

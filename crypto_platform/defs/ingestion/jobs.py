@@ -11,13 +11,17 @@ from collections.abc import Callable
 
 import dagster as dg
 
-from crypto_platform.defs.long_running import STREAMING_TAGS, AssetProgress, run_until_terminated
-from crypto_platform.defs.streams.assets import KAFKA_PRICES, MONGO_PRICES
-from crypto_platform.defs.streams.resources import (
+from crypto_platform.defs.resources.clients import (
     KafkaResource,
     MongoResource,
     PriceSourceResource,
     settings_for,
+)
+from crypto_platform.defs.streams.assets import KAFKA_PRICES, MONGO_PRICES
+from crypto_platform.defs.streams.long_running import (
+    STREAMING_TAGS,
+    AssetProgress,
+    run_until_terminated,
 )
 from crypto_platform.streaming.producer import TickProducer, run_producer
 from crypto_platform.streaming.progress import Progress, Snapshot

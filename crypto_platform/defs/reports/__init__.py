@@ -3,6 +3,5 @@
 import dagster as dg
 
 from crypto_platform.defs.reports.assets import storage_growth_report, throughput_report_asset
-from crypto_platform.defs.reports.sensors import automation
 
-defs = dg.Definitions(assets=[storage_growth_report, throughput_report_asset], sensors=[automation])
+defs = dg.Definitions(assets=[storage_growth_report, throughput_report_asset])

@@ -15,28 +15,20 @@ from crypto_platform.defs.analytics.assets import (
     CASSANDRA_LATEST_PRICES,
     CASSANDRA_PRICES_BY_SYMBOL,
 )
+from crypto_platform.defs.automation.conditions import EVERY_HOUR
 from crypto_platform.defs.reports.metadata import flat_numbers, table
-from crypto_platform.defs.streams.assets import KAFKA_PRICES, KAFKA_PRICES_DLQ, MONGO_PRICES, OWNERS
-from crypto_platform.defs.streams.resources import (
+from crypto_platform.defs.resources.clients import (
     CassandraResource,
     KafkaResource,
     MongoResource,
     stores_for,
 )
-from crypto_platform.defs.unreachable import explained
+from crypto_platform.defs.resources.unreachable import explained
+from crypto_platform.defs.streams.assets import KAFKA_PRICES, KAFKA_PRICES_DLQ, MONGO_PRICES, OWNERS
 from crypto_platform.reports.storage import Previous, storage_report
 from crypto_platform.reports.throughput import throughput_report
 
 GROUP = "reports"
-# Every hour, and once as soon as the report is missing and its sources have data: a new
-# platform shows its first reports within minutes, not at the next full hour.
-FIRST_DATA = (
-    dg.AutomationCondition.missing() & ~dg.AutomationCondition.any_deps_missing()
-).newly_true()
-HOURLY = (
-    dg.AutomationCondition.cron_tick_passed("0 * * * *") | FIRST_DATA
-) & ~dg.AutomationCondition.in_progress()
-
 # Sizes are in bytes, rates per unit of time, latencies in ms, batch durations in s;
 # `bytes_each`: per MongoDB document, or per Cassandra partition.
 STORE_COLUMNS = (("store", "string"), ("documents", "int"), ("partitions", "int"),
@@ -121,15 +113,14 @@ def _storage_tables(report: dict[str, Any]) -> dict[str, dg.MetadataValue]:
         CASSANDRA_AGGREGATES_BY_SYMBOL,
         CASSANDRA_LATEST_AGGREGATES,
     ],
-    automation_condition=HOURLY,
+    automation_condition=EVERY_HOUR,
 )
 def storage_growth_report(
     context: dg.AssetExecutionContext,
-    kafka: KafkaResource,
     mongo: MongoResource,
     cassandra: CassandraResource,
 ) -> dg.MaterializeResult:
-    stores = stores_for(kafka, mongo, cassandra)
+    stores = stores_for(mongo=mongo, cassandra=cassandra)
     with explained(stores.settings):
         report = storage_report(stores, _previous(context))
     return dg.MaterializeResult(metadata={**_storage_tables(report), **flat_numbers(report)})
@@ -144,12 +135,12 @@ def storage_growth_report(
     kinds={"kafka", "mongodb", "cassandra", "python"},
     owners=OWNERS,
     deps=[KAFKA_PRICES, KAFKA_PRICES_DLQ, MONGO_PRICES, CASSANDRA_PRICES_BY_SYMBOL],
-    automation_condition=HOURLY,
+    automation_condition=EVERY_HOUR,
 )
 def throughput_report_asset(
     kafka: KafkaResource, mongo: MongoResource, cassandra: CassandraResource
 ) -> dg.MaterializeResult:
-    stores = stores_for(kafka, mongo, cassandra)
+    stores = stores_for(kafka=kafka, mongo=mongo, cassandra=cassandra)
     with explained(stores.settings):
         report = throughput_report(stores)
     ticks = [{"measured at": store, **rates} for store, rates in report["ticks"].items()]

@@ -13,20 +13,16 @@ from typing import Any
 
 import dagster as dg
 
-from crypto_platform.defs.completeness.assets import (
-    HOURLY_COMPLETENESS,
-    WHEN_SETTLED_OR_REPAIRED,
-)
-from crypto_platform.defs.hours import HOURLY
+from crypto_platform.defs.automation.conditions import WHEN_THE_HOUR_PASSED
+from crypto_platform.defs.completeness.assets import HOURLY_COMPLETENESS
 from crypto_platform.defs.reports.metadata import per_coin, table
-from crypto_platform.defs.streams.assets import OWNERS, SETTLED_HOURS
-from crypto_platform.defs.streams.resources import (
-    CassandraResource,
-    KafkaResource,
+from crypto_platform.defs.resources.clients import (
     MongoResource,
     stores_for,
 )
-from crypto_platform.defs.unreachable import explained
+from crypto_platform.defs.resources.unreachable import explained
+from crypto_platform.defs.streams.assets import OWNERS, SETTLED_HOURS
+from crypto_platform.defs.streams.hours import HOURLY
 from crypto_platform.reports import statistics
 from crypto_platform.reports.statistics import Period
 
@@ -43,12 +39,6 @@ JUMP_COLUMNS = (("symbol", "string"), ("from_time_ms", "datetime"), ("to_time_ms
                 ("from_price", "float"), ("to_price", "float"), ("move_pct", "float"))  # fmt: skip
 VOLATILITY_COLUMNS = (("symbol", "string"), ("returns", "int"), ("latest", "float"),
                       ("peak", "float"))  # fmt: skip
-
-# The hour's completeness condition, and the hour's blocking checks passed (or will run
-# first in the same run, which stops here if they fail).
-WHEN_THE_HOUR_PASSED = (
-    WHEN_SETTLED_OR_REPAIRED & dg.AutomationCondition.all_deps_blocking_checks_passed()
-)
 
 
 def _hourly(key: dg.AssetKey, description: str) -> dict[str, Any]:
@@ -89,11 +79,9 @@ class VolatilityConfig(dg.Config):
 )
 def price_statistics(
     context: dg.AssetExecutionContext,
-    kafka: KafkaResource,
     mongo: MongoResource,
-    cassandra: CassandraResource,
 ) -> dg.MaterializeResult:
-    stores = stores_for(kafka, mongo, cassandra)
+    stores = stores_for(mongo=mongo)
     with explained(stores.settings):
         rows = statistics.price_statistics(stores, _period(context))
     return dg.MaterializeResult(
@@ -117,11 +105,9 @@ def price_statistics(
 def price_jumps(
     context: dg.AssetExecutionContext,
     config: JumpConfig,
-    kafka: KafkaResource,
     mongo: MongoResource,
-    cassandra: CassandraResource,
 ) -> dg.MaterializeResult:
-    stores = stores_for(kafka, mongo, cassandra)
+    stores = stores_for(mongo=mongo)
     with explained(stores.settings):
         rows = statistics.price_jumps(stores, _period(context), config.threshold_pct)
     return dg.MaterializeResult(
@@ -143,11 +129,9 @@ def price_jumps(
 def volatility(
     context: dg.AssetExecutionContext,
     config: VolatilityConfig,
-    kafka: KafkaResource,
     mongo: MongoResource,
-    cassandra: CassandraResource,
 ) -> dg.MaterializeResult:
-    stores = stores_for(kafka, mongo, cassandra)
+    stores = stores_for(mongo=mongo)
     with explained(stores.settings):
         rows = statistics.volatility(stores, _period(context), config.window)
     return dg.MaterializeResult(

@@ -12,8 +12,8 @@ completeness and statistics start from it.
 
 import dagster as dg
 
-from crypto_platform.defs.freshness import stream_freshness
-from crypto_platform.defs.hours import HOURLY
+from crypto_platform.defs.streams.freshness import stream_freshness
+from crypto_platform.defs.streams.hours import HOURLY
 from crypto_platform.defs.streams.schemas import (
     DEAD_LETTER,
     PRICE_DOCUMENT,

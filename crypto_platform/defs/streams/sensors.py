@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from crypto_platform.defs.hours import HOURLY
 from crypto_platform.defs.streams.assets import MONGO_PRICES, SETTLED_HOURS
+from crypto_platform.defs.streams.hours import HOURLY
 from crypto_platform.settings import load_settings
 from crypto_platform.streaming.sink import NEWEST_STORED
 

@@ -20,13 +20,8 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-ACTIVE = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
+from crypto_platform.defs.streams.long_running import ACTIVE
+
 BACKOFF_BASE_S = 10.0
 BACKOFF_MAX_S = 600.0
 # A streaming run that ends sooner than this after its start did not really run.

@@ -1,4 +1,4 @@
-"""The sensor that evaluates every automation condition (reports, statistics, checks)."""
+"""The sensor that evaluates every automation condition (`conditions`): assets and checks."""
 
 import dagster as dg
 

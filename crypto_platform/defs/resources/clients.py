@@ -67,11 +67,33 @@ class _ClientResource(_SettingsResource):
 
 
 def stores_for(
-    kafka: KafkaResource, mongo: MongoResource, cassandra: CassandraResource
+    *,
+    kafka: KafkaResource | None = None,
+    mongo: MongoResource | None = None,
+    cassandra: CassandraResource | None = None,
 ) -> stores.Stores:
-    """The reports' view of the stores, through the run's shared clients."""
-    getters: tuple[Callable[[], Any], ...] = (mongo.client, cassandra.client, kafka.client)
-    return stores.Stores(settings_for(kafka, mongo, cassandra), *getters)
+    """The reports' view of the stores, through the run's shared clients.
+
+    Each asset passes the resources it asks for; a store it did not ask for is a
+    programming error, named when first used.
+    """
+    asked = [resource for resource in (kafka, mongo, cassandra) if resource is not None]
+    return stores.Stores(
+        settings_for(*asked),
+        _client_of(mongo, "mongo"),
+        _client_of(cassandra, "cassandra"),
+        _client_of(kafka, "kafka"),
+    )
+
+
+def _client_of(resource: _ClientResource | None, key: str) -> Callable[[], Any]:
+    if resource is not None:
+        return resource.client
+
+    def not_asked_for() -> Any:
+        raise RuntimeError(f"this asset reads the {key!r} store without asking for its resource")
+
+    return not_asked_for
 
 
 class KafkaResource(_ClientResource):

@@ -10,23 +10,20 @@ is what an automation condition on a check reads). What must stop an hour's stat
 checked per hour instead: the blocking checks of `completeness/hourly_completeness`.
 
 `tick_freshness` stays the CLI's: in Dagster, the streams' freshness policy judges the
-same limit (defs/freshness.py).
+same limit (defs/streams/freshness.py).
 """
 
 import dagster as dg
 
-from crypto_platform.defs.streams.resources import (
+from crypto_platform.defs.automation.conditions import EVERY_15_MINUTES
+from crypto_platform.defs.resources.clients import (
     CassandraResource,
     KafkaResource,
     MongoResource,
     stores_for,
 )
-from crypto_platform.defs.unreachable import explained
+from crypto_platform.defs.resources.unreachable import explained
 from crypto_platform.reports.checks import CHECKS, Check, tick_freshness
-
-EVERY_15_MINUTES: dg.AutomationCondition[dg.AssetCheckKey] = (
-    dg.AutomationCondition.cron_tick_passed("*/15 * * * *")
-)
 
 
 def _definition(check: Check) -> dg.AssetChecksDefinition:
@@ -39,7 +36,7 @@ def _definition(check: Check) -> dg.AssetChecksDefinition:
     def run(
         kafka: KafkaResource, mongo: MongoResource, cassandra: CassandraResource
     ) -> dg.AssetCheckResult:
-        stores = stores_for(kafka, mongo, cassandra)
+        stores = stores_for(kafka=kafka, mongo=mongo, cassandra=cassandra)
         with explained(stores.settings):
             outcome = check.run(stores)
         return dg.AssetCheckResult(
@@ -52,11 +49,5 @@ def _definition(check: Check) -> dg.AssetChecksDefinition:
     return run
 
 
-def checks_for(*keys: dg.AssetKey) -> list[dg.AssetChecksDefinition]:
-    """The asset checks of these assets, in the order the engine lists them."""
-    wanted = {tuple(key.path) for key in keys}
-    return [
-        _definition(check)
-        for check in CHECKS
-        if check.asset in wanted and check.run is not tick_freshness
-    ]
+# Every engine check but `tick_freshness`, whose limit Dagster's freshness policy judges.
+ENGINE_CHECKS = [_definition(check) for check in CHECKS if check.run is not tick_freshness]

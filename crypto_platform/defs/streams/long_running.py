@@ -25,6 +25,14 @@ from crypto_platform.streaming.progress import Snapshot, format_snapshot
 T = TypeVar("T")
 
 STREAMING_TAGS = {"crypto_platform/streaming": "true"}
+# A run in one of these states holds its job's place: nobody launches another beside it.
+ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
 
 
 class AssetProgress:
