@@ -440,7 +440,7 @@ def _soak(settings: Settings, minutes: int, *, own_stack: bool, out: Path) -> No
 
 @cli.command()
 @click.option(
-    "--rate", type=click.FloatRange(min=1), default=500, show_default=True,
+    "--rate", type=click.FloatRange(min=1), default=200, show_default=True,
     help="Ticks per second the producer sends throughout.",
 )  # fmt: skip
 @click.option(

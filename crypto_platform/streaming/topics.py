@@ -12,6 +12,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import TopicAlreadyExistsError
 
+from crypto_platform.errors import PlatformError
 from crypto_platform.settings import Settings
 from crypto_platform.streaming.kafka_options import kafka_client_options
 
@@ -25,7 +26,8 @@ def read_to_end(
 ) -> Iterator[ConsumerRecord]:
     """Every record of `topic`, from its beginning to the end offsets it had when called.
 
-    No group: nothing is committed. Raises TimeoutError if the reading takes over `timeout_s`.
+    No group: nothing is committed. Raises `PlatformError` (how far it got) if the reading
+    takes over `timeout_s`.
     """
     consumer = KafkaConsumer(
         **kafka_client_options(settings),
@@ -39,10 +41,17 @@ def read_to_end(
         consumer.seek_to_beginning()
         ends = consumer.end_offsets(partitions)
         deadline = time.monotonic() + timeout_s
+        read = 0
         while any(consumer.position(tp) < end for tp, end in ends.items()):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic} took over {timeout_s:.0f}s")
+                total = sum(ends.values())
+                raise PlatformError(
+                    f"reading {topic} took over {timeout_s:.0f}s: the broker served {read:,} of "
+                    f"its {total:,} records. A busy or large local broker reads slowly: "
+                    "try again when it is idle, or with fewer records"
+                )
             for records in consumer.poll(timeout_ms=500).values():
+                read += len(records)
                 yield from records
     finally:
         consumer.close()
