@@ -4,7 +4,7 @@ Each server runs in a session of its own, so the terminal's SIGINT reaches this 
 only, never a run worker or the Spark JVM directly (which is how a Ctrl-C used to record
 the Spark run as FAILURE). On SIGINT or SIGTERM it pauses the supervisor sensor (nothing
 is relaunched), terminates every active run through the webserver's GraphQL API (the
-ops flush and commit; the runs end SUCCESS or CANCELED), then stops dagster dev and the
+ops flush and commit; the runs end CANCELED), then stops dagster dev and the
 API and every process of their sessions: SIGINT, then SIGTERM, then SIGKILL.
 
 The sensor is switched back on when `dev` next starts, unless it was off already.
