@@ -76,11 +76,10 @@ def requested(result: dg.EvaluateAutomationConditionsResult, key: dg.AssetKey) -
     return set(result.get_requested_partitions(key))
 
 
-def audited(instance: dg.DagsterInstance, passed: bool) -> dg.ExecuteInProcessResult:
-    """Record the hour's completeness as its run records it.
+def hour_audit(passed: bool) -> dg.AssetsDefinition:
+    """The hour's completeness with a given `hour_complete` outcome (its own key and spec).
 
-    The hour's materialisation and its `hour_complete` result: the hour's ticks are in no
-    MongoDB here, so the outcome is given, with the asset's own key and check spec.
+    The hour's ticks are in no MongoDB here, so the outcome is given, not computed.
     """
 
     @dg.asset(
@@ -88,12 +87,19 @@ def audited(instance: dg.DagsterInstance, passed: bool) -> dg.ExecuteInProcessRe
         partitions_def=HOURLY,
         check_specs=list(hourly_completeness.check_specs),
     )
-    def hour_audit() -> dg.MaterializeResult:
+    def audit() -> dg.MaterializeResult:
         return dg.MaterializeResult(
             check_results=[dg.AssetCheckResult(check_name=HOUR_COMPLETE, passed=passed)]
         )
 
-    return dg.materialize([hour_audit], instance=instance, partition_key=HOUR, raise_on_error=False)
+    return audit
+
+
+def audited(instance: dg.DagsterInstance, passed: bool) -> dg.ExecuteInProcessResult:
+    """Record the hour's completeness as its run records it."""
+    return dg.materialize(
+        [hour_audit(passed)], instance=instance, partition_key=HOUR, raise_on_error=False
+    )
 
 
 def test_reports_run_hourly_and_statistics_not_by_the_clock(instance: dg.DagsterInstance) -> None:
@@ -185,17 +191,7 @@ def test_a_repair_runs_the_hour_again_with_its_statistics(instance: dg.DagsterIn
 
 def test_a_failed_hour_check_stops_the_statistics_in_its_own_run() -> None:
     """The automation's one run per hour: completeness first, its failed check skips the rest."""
-
-    @dg.asset(
-        key=HOURLY_COMPLETENESS,
-        partitions_def=HOURLY,
-        check_specs=list(hourly_completeness.check_specs),
-    )
-    def hour_with_a_gap() -> dg.MaterializeResult:
-        return dg.MaterializeResult(
-            check_results=[dg.AssetCheckResult(check_name=HOUR_COMPLETE, passed=False)]
-        )
-
+    hour_with_a_gap = hour_audit(passed=False)
     # Were the statistics to run, they would fail on this closed port, not read a server.
     nowhere = {**RESOURCES, "mongo": MongoResource(uri="mongodb://127.0.0.1:9")}
     result = dg.materialize(
