@@ -100,3 +100,17 @@ def test_a_settled_hour_requests_the_hours_completeness_and_statistics(
     assert instance.get_latest_materialization_event(SETTLED_HOURS) is not None
     assert result.get_requested_partitions(HOURLY_COMPLETENESS) == {key(BASE)}
     assert result.get_requested_partitions(price_statistics.key) == {key(BASE)}
+
+
+def test_a_stored_time_beyond_year_9999_settles_up_to_now_and_never_stops_the_sensor(
+    instance: dg.DagsterInstance,
+) -> None:
+    """A tick stored before the validation bounded times (or written by hand) reports so."""
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(MONGO_PRICES, metadata={NEWEST_STORED: 2**62})
+    )
+
+    result = evaluate(instance)
+
+    now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    assert hours(result) == [key(now - HOUR)]

@@ -68,9 +68,12 @@ def settled_hours(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     newest = newest_stored_ms(context.instance)
     if newest is None:
         return dg.SensorResult(skip_reason=f"mongo/prices has reported no {NEWEST_STORED} yet")
-    settled_until = _utc(newest - load_settings().aggregate_watermark_s * 1000)
+    now = dt.datetime.now(dt.UTC)
+    # No hour settles past now; bounded here, a stored time beyond year 9999 converts too.
+    settled_ms = min(newest - load_settings().aggregate_watermark_s * 1000, now.timestamp() * 1000)
+    settled_until = _utc(settled_ms)
     cursor = dt.datetime.fromisoformat(context.cursor) if context.cursor else None
-    keys, next_cursor = settled_hours_between(cursor, settled_until, dt.datetime.now(dt.UTC))
+    keys, next_cursor = settled_hours_between(cursor, settled_until, now)
     if next_cursor is None:
         return dg.SensorResult(skip_reason=f"settled until {settled_until:%Y-%m-%d %H:%M:%S}")
     metadata = {
