@@ -16,6 +16,7 @@ from crypto_platform.streaming.producer import TickProducer
 from crypto_platform.ticks import Tick
 
 T0_MS = int(dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.UTC).timestamp() * 1000)
+COINS = (("BTC", 65_000.0), ("ETH", 3_200.0), ("SOL", 150.0))  # symbol, base price
 
 
 def deterministic_ticks(
@@ -25,10 +26,11 @@ def deterministic_ticks(
     step_ms: int = 7_000,
     seed: int = 3,
     source: str = "simulated",
+    coins: tuple[tuple[str, float], ...] = COINS,
 ) -> list[Tick]:
     rng = random.Random(seed)
     ticks = []
-    for symbol, base in (("BTC", 65_000.0), ("ETH", 3_200.0), ("SOL", 150.0)):
+    for symbol, base in coins:
         for i in range(count_per_symbol):
             ticks.append(
                 Tick.build(

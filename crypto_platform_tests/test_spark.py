@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import threading
 import uuid
 from pathlib import Path
@@ -22,6 +23,7 @@ from crypto_platform.settings import Settings
 from crypto_platform.spark.cassandra_writer import CassandraTarget, write_rows
 from crypto_platform.spark.job import AggregationFailed, run_aggregation
 from crypto_platform.spark.kafka_source import SOURCE_NAME
+from crypto_platform.spark.windowed_means import STATE_BUCKETS
 from crypto_platform.stack import LocalStack
 from crypto_platform.storage import cassandra
 from crypto_platform.streaming.dead_letters import ORIGIN_OFFSET, REASON
@@ -181,6 +183,24 @@ def test_max_offsets_per_trigger_splits_the_catch_up(
 
     assert totals.input_rows == 300
     assert totals.batches >= 6
+
+
+def test_coins_sharing_a_state_bucket_each_get_exact_windows_across_batches(
+    spark: SparkSession, spark_settings: Settings
+) -> None:
+    # More coins than state buckets, so buckets hold several coins; published out of event
+    # order and read in small batches, so a bucket's windows are merged again and again.
+    coins = tuple((f"C{index:03d}", 10.0 + index) for index in range(3 * STATE_BUCKETS))
+    ticks = deterministic_ticks(12, coins=coins)
+    random.Random(5).shuffle(ticks)
+    publish(spark_settings, ticks)
+    limited = spark_settings.model_copy(update={"spark_max_offsets_per_trigger": 97})
+
+    totals = catch_up(spark, limited)
+
+    assert totals.batches >= 5
+    assert_matches(stored_windows(spark_settings, ticks), reference_windows(ticks))
+    assert count_rows(spark_settings, "latest_aggregates") == len(coins)
 
 
 def test_the_asset_job_materialises_the_aggregates(

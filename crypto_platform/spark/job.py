@@ -35,10 +35,11 @@ from crypto_platform.streaming.progress import Snapshot
 log = logging.getLogger(__name__)
 
 QUERY = "ticks"
-# The query's checkpoint folder. Its state is keyed by coin and source; a checkpoint of an
-# earlier release (keyed by coin alone, folder `ticks`) cannot be resumed, so this one
-# starts anew from `CRYPTO_SPARK_STARTING_OFFSETS` and the repair recomputes the history.
-CHECKPOINT = f"{QUERY}-by-source"
+# The query's checkpoint folder. Its state is keyed by source and bucket of coins; a
+# checkpoint of an earlier release (keyed by coin and source, `ticks-by-source`, or by coin
+# alone, `ticks`) cannot be resumed, so this one starts anew from
+# `CRYPTO_SPARK_STARTING_OFFSETS` and the repair recomputes the history.
+CHECKPOINT = f"{QUERY}-by-bucket"
 BATCH_HISTORY = 10_000  # a bench's longest run keeps them all (about 600 at 1 batch/s)
 POLL_S = 0.5  # how often a running query's progress is collected and `stop` checked
 

@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from crypto_platform.spark.kafka_source import TICK_FIELDS
-from crypto_platform.spark.windowed_means import OUTPUT, WindowedMeans
+from crypto_platform.spark.windowed_means import OUTPUT, WindowedMeans, state_bucket
 
 QUALITY_METRICS = "tick_quality"
 
@@ -47,7 +47,8 @@ def ticks_and_windows(
     """
     return (
         ticks.withWatermark("event_time", f"{watermark_s} seconds")
-        .groupBy("symbol", "source")
+        .withColumn("bucket", state_bucket(F.col("symbol")))
+        .groupBy("source", "bucket")
         .transformWithStateInPandas(
             statefulProcessor=WindowedMeans(window_s, slide_s),
             outputStructType=OUTPUT,
