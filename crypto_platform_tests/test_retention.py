@@ -103,3 +103,20 @@ def test_a_changed_kafka_retention_reaches_the_existing_topics(settings: Setting
     assert retention() == dict.fromkeys(topics, "60000")
     assert f"retention.ms set to 60000 on {', '.join(topics)}" in said
     assert "retention.ms set" not in provision(settings, "kafka", CRYPTO_KAFKA_RETENTION_MS="60000")
+
+
+def test_provision_replaces_an_earlier_release_s_coin_index(settings: Settings) -> None:
+    client = mongo.connect(settings)
+    try:
+        prices = mongo.prices_collection(client, settings)
+        prices.create_index([("symbol", 1), ("event_time_ms", -1)], name="symbol_event_time")
+
+        provision(settings, "mongodb")
+
+        indexes = prices.index_information()
+        assert "symbol_event_time" not in indexes
+        assert indexes["symbol_source_event_time"]["key"] == [
+            ("symbol", 1), ("source", 1), ("event_time_ms", -1)
+        ]  # fmt: skip
+    finally:
+        client.close()

@@ -56,7 +56,7 @@ def test_up_created_topics_indexes_and_tables(stack_settings: Settings) -> None:
 
     with MongoClient(s.mongo_uri) as client:
         indexes = client[s.mongo_database][s.mongo_collection].index_information()
-    assert "symbol_event_time" in indexes
+    assert "symbol_source_event_time" in indexes
 
     cluster = Cluster([s.cassandra_hosts[0]], port=s.cassandra_port, protocol_version=3)
     try:

@@ -4,7 +4,9 @@ A gap is two consecutive ticks of a source and coin further apart than `GAP_FACT
 the source's cadence (`CRYPTO_GAP_CADENCE_S`), or the open span from its last tick to now
 when nothing arrives (whatever stopped: the source, the producer, the network, the whole
 pipeline). Detection reads only the span asked for (and the one tick before it, to see a
-gap that began earlier), through the `event_time` and `symbol_event_time` indexes.
+gap that began earlier), through the `event_time` and `symbol_source_event_time` indexes:
+each (source, coin) costs three index seeks and its ticks in the span, whether it has
+ticks or not.
 
 What was found is kept in MongoDB (`gaps`, beside the ticks), so a gap keeps its history:
 `open` while the ticks are missing, `repaired` once they are there (backfilled), or

@@ -10,13 +10,20 @@ from pymongo.collection import Collection
 
 from crypto_platform.settings import Settings
 
-# (name, keys): the sink upserts by _id; readers ask "a symbol's ticks over time" and
-# "every coin's ticks in a span" (gaps, repairs: a span's slice, never the whole store).
+# (name, keys): the sink upserts by _id; readers ask "a coin's ticks from a source over
+# time" and "every coin's ticks in a span" (gaps, repairs: a span's slice, never the whole
+# store). The source is in the coin's index: gap detection asks for the tick before and
+# after a span of each (source, coin) it checks, and without the source a pair with no
+# ticks scanned every tick of the coin after the span.
 PRICE_INDEXES: tuple[tuple[str, list[tuple[str, int]]], ...] = (
-    ("symbol_event_time", [("symbol", ASCENDING), ("event_time_ms", DESCENDING)]),
+    (
+        "symbol_source_event_time",
+        [("symbol", ASCENDING), ("source", ASCENDING), ("event_time_ms", DESCENDING)],
+    ),
     ("event_time", [("event_time_ms", ASCENDING)]),
     ("ingest_time", [("ingest_time_ms", DESCENDING)]),
 )
+SUPERSEDED_INDEXES = ("symbol_event_time",)  # an earlier release's; dropped by ensure_indexes
 
 
 def connect(settings: Settings, *, timeout_ms: int = 5000) -> MongoClient:
@@ -71,10 +78,15 @@ def ensure_indexes(collection: Collection, *, ttl_days: int | None = None) -> li
     """Create the price indexes if missing, and set the TTL; return the index names.
 
     Idempotent and changeable later: a new `ttl_days` retunes the TTL index in place
-    (collMod), None drops it (ticks are kept).
+    (collMod), None drops it (ticks are kept). An earlier release's index that one here
+    replaces is dropped: every index costs each insert.
     """
     names = [collection.create_index(keys, name=name) for name, keys in PRICE_INDEXES]
-    current = collection.index_information().get(TTL_INDEX)
+    existing = collection.index_information()
+    for name in SUPERSEDED_INDEXES:
+        if name in existing:
+            collection.drop_index(name)
+    current = existing.get(TTL_INDEX)
     if ttl_days is None:
         if current:
             collection.drop_index(TTL_INDEX)

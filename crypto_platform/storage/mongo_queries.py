@@ -4,7 +4,7 @@ Every figure is computed by MongoDB; only the per-coin results (or, for latency
 percentiles, one number per tick) cross the wire. Times are epoch milliseconds and
 windows are half-open, `[start_ms, end_ms)` on `event_time_ms`.
 
-Each query reads a bounded slice through an index (`symbol_event_time`, `event_time`,
+Each query reads a bounded slice through an index (`symbol_source_event_time`, `event_time`,
 `ingest_time`), never the whole collection. Its first `$match` holds only the indexed
 range: the local SecantusDB plans an index only for a first stage without a top-level
 `$or` (MongoDB merges consecutive `$match` stages itself). Whole-collection figures are
@@ -194,7 +194,8 @@ def count_by_symbol(collection: Collection, start_ms: int, end_ms: int) -> dict[
 def newest_event_times(collection: Collection, symbols: list[str], since_ms: int) -> dict[str, int]:
     """Per coin, the event time of its newest tick at or after `since_ms` (absent: none).
 
-    One read of the `symbol_event_time` index per coin, bounded below by `since_ms`.
+    One read of the `symbol_source_event_time` index per coin, bounded below by `since_ms`
+    (its sources' ticks since then sorted by event time).
     """
     newest = {}
     for symbol in symbols:
