@@ -348,8 +348,8 @@ def aggregate(ctx: click.Context, available_now: bool) -> None:
 @click.option(
     "--spark-only",
     is_flag=True,
-    help="Only the Spark rows: catch-up beside the bare clients, micro-batches "
-    "(results in latest[-quick]-spark.*).",
+    help="Only the Spark rows: catch-up beside the bare clients, micro-batches, catch-up "
+    "per number of coins (results in latest[-quick]-spark.*).",
 )
 @click.option(
     "--repair-only",

@@ -21,6 +21,7 @@ TARGETS = {
     "spark_catchup_rows_per_s": (">=", 20_000),
     "spark_batch_p50_s": ("<", 1.5),
     "spark_catchup_ratio": (">=", 0.8),
+    "spark_symbols_ratio": (">=", 0.8),
     "spark_batch_p99_s": ("<", 3.0),
     # A tick waits up to one trigger interval for its batch, which then has 1.5 s to write it.
     "cassandra_latency_p99_ms_1000": ("<", (TRIGGER_S + 1.5) * 1000),
@@ -39,6 +40,7 @@ HEADLINES: dict[str, Callable[[dict[str, Any]], float]] = {
     "spark_catchup_rows_per_s": lambda r: r["spark"]["catch_up"]["rows_per_s"],
     "spark_batch_p50_s": lambda r: r["spark"]["micro_batches"]["p50_s"],
     "spark_catchup_ratio": lambda r: r["spark"]["catch_up"]["ratio"],
+    "spark_symbols_ratio": lambda r: r["spark"]["symbols_ratio"],
     "spark_batch_p99_s": lambda r: r["spark"]["micro_batches"]["p99_s"],
     "cassandra_latency_p99_ms_1000": (
         lambda r: r["spark"]["micro_batches"]["cassandra_latency"]["p99_ms"]
@@ -135,17 +137,31 @@ def markdown(summary: dict[str, Any]) -> str:
     if "spark" in d:
         lines += _phase_table(d["spark"])
     if "scaling" in d:
-        lines += [
-            "",
-            "| symbols | producer ticks/s | sink ticks/s | Spark catch-up rows/s |",
-            "| ---: | ---: | ---: | ---: |",
-        ]
-        lines += [
-            f"| {row['symbols']:,} | {row['producer_per_s']:,} | {row['sink_per_s']:,} | "
-            f"{row['spark_rows_per_s']:,} |"
-            for row in d["scaling"]
-        ]
+        lines += _scaling_rows(d["scaling"], d["spark"]["symbols_ratio"], summary["targets"], ok)
     return "\n".join(lines) + "\n"
+
+
+def _scaling_rows(
+    rows: list[dict[str, Any]], ratio: float, targets: dict[str, str], ok: dict[str, str]
+) -> list[str]:
+    """Throughput per number of coins; Spark's ratio of the most coins over the fewest."""
+    counts = [row["symbols"] for row in rows]
+    lines = [
+        "",
+        "| symbols | producer ticks/s | sink ticks/s | Spark catch-up rows/s |",
+        "| ---: | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {row['symbols']:,} | {row.get('producer_per_s', '-'):,} | "
+        f"{row.get('sink_per_s', '-'):,} | {row['spark_rows_per_s']:,} |"
+        for row in rows
+    ]
+    return [
+        *lines,
+        "",
+        f"spark_symbols_ratio (catch-up with {max(counts):,} coins over {min(counts):,}): "
+        f"{ratio} (target {targets['spark_symbols_ratio']}: {ok['spark_symbols_ratio']})",
+    ]
 
 
 def _pipeline_rows(d: dict[str, Any], ok: dict[str, str]) -> list[str]:

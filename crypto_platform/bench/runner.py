@@ -64,7 +64,7 @@ def _measure(
     if only is None:
         results |= _measure_pipeline(settings, sizes, say)
     if only in (None, "spark"):
-        results |= _measure_spark(settings, sizes, say, scaling=only is None)
+        results |= _measure_spark(settings, sizes, say, pipeline_scaling=only is None)
     if only in (None, "api"):
         results |= _measure_api(settings, sizes, say)
     if only in (None, "repair"):
@@ -97,8 +97,12 @@ def _measure_pipeline(
 
 
 def _measure_spark(
-    settings: Settings, sizes: Sizes, say: Callable[[str], None], *, scaling: bool
+    settings: Settings, sizes: Sizes, say: Callable[[str], None], *, pipeline_scaling: bool
 ) -> dict[str, Any]:
+    """Spark's rows, and its catch-up per number of coins.
+
+    The producer's and the sink's per number of coins too, when `pipeline_scaling`.
+    """
     from crypto_platform.spark.session import spark_session
 
     three = symbols(3)
@@ -120,15 +124,15 @@ def _measure_spark(
                 ),
             ),
         }
-        if scaling:
-            results["scaling"] = [
-                step(
-                    f"{count} symbols: producer, sink and Spark catch-up, "
-                    f"{sizes.scaling_ticks:,} ticks each",
-                    partial(_scaled, spark, settings, sizes, count),
-                )
-                for count in sizes.scaling_symbols
-            ]
+        parts = "producer, sink and Spark catch-up" if pipeline_scaling else "Spark catch-up"
+        results["scaling"] = [
+            step(
+                f"{count} symbols: {parts}, {sizes.scaling_ticks:,} ticks each",
+                partial(_scaled, spark, settings, sizes, count, pipeline=pipeline_scaling),
+            )
+            for count in sizes.scaling_symbols
+        ]
+        results["spark"]["symbols_ratio"] = symbols_ratio(results["scaling"])
     finally:
         spark.stop()
     return results
@@ -172,14 +176,25 @@ def _step(
     return value
 
 
-def _scaled(spark: Any, settings: Settings, sizes: Sizes, count: int) -> dict[str, Any]:
+def _scaled(
+    spark: Any, settings: Settings, sizes: Sizes, count: int, *, pipeline: bool
+) -> dict[str, Any]:
     symbol_list = symbols(count)
     n = sizes.scaling_ticks
-    return {
-        "symbols": count,
-        "producer_per_s": streaming.producer_throughput(settings, n, symbol_list)["ours_per_s"],
-        "sink_per_s": streaming.sink_throughput(settings, n, symbol_list)["ours_per_s"],
-        "spark_rows_per_s": spark_bench.catch_up_throughput(spark, settings, n, symbol_list)[
-            "rows_per_s"
-        ],
-    }
+    row: dict[str, Any] = {"symbols": count}
+    if pipeline:
+        row["producer_per_s"] = streaming.producer_throughput(settings, n, symbol_list)[
+            "ours_per_s"
+        ]
+        row["sink_per_s"] = streaming.sink_throughput(settings, n, symbol_list)["ours_per_s"]
+    caught_up = spark_bench.catch_up_throughput(spark, settings, n, symbol_list)
+    return row | {"spark_rows_per_s": caught_up["rows_per_s"]}
+
+
+def symbols_ratio(rows: list[dict[str, Any]]) -> float:
+    """Spark's catch-up with the most coins over with the fewest.
+
+    1.0 is a cost per tick that does not grow with the coins.
+    """
+    by_count = {row["symbols"]: row["spark_rows_per_s"] for row in rows}
+    return round(by_count[max(by_count)] / by_count[min(by_count)], 3)
