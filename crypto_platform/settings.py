@@ -436,6 +436,6 @@ def _shown(field: str, item: Any) -> str:
 
 @functools.cache
 def _warn_unknown(variable: str, close: tuple[str, ...]) -> None:
-    """Once per variable and process (settings are loaded often, e.g. by each sensor tick)."""
+    """Once per variable and process (settings are loaded often, e.g. by each run's resources)."""
     hint = f"did you mean {close[0]}?" if close else "see docs/settings.md"
     log.warning(f"{variable} is not a setting and is ignored ({hint})")

@@ -6,12 +6,13 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
 
+from crypto_platform.defs.resources.clients import forget_loaded_settings
 from crypto_platform.settings import Settings, load_settings
 from crypto_platform.spark.cassandra_writer import close_sessions
 from crypto_platform.spark.kafka_source import close_idle_consumers
@@ -92,6 +93,22 @@ def isolated_settings(stack: LocalStack, **update: object) -> Settings:
 def settings(stack: LocalStack) -> Settings:
     """The test stack's settings with this test's own topic, group, database and keyspace."""
     return isolated_settings(stack)
+
+
+@pytest.fixture
+def loaded_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, str], None]]:
+    """Set a `CRYPTO_*` variable as if the definitions had loaded with it.
+
+    Sensors and schedules read their settings once per process (`loaded_settings`): each
+    variable set here is read afresh, and after the test the variables as they were.
+    """
+
+    def setenv(variable: str, value: str) -> None:
+        monkeypatch.setenv(variable, value)
+        forget_loaded_settings()
+
+    yield setenv
+    forget_loaded_settings()
 
 
 def run_cli(

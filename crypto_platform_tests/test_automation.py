@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import dagster as dg
 import pytest
@@ -216,17 +216,19 @@ def test_statistics_partition_backfills_any_closed_hour() -> None:
     assert keys[-1] == "2026-03-01-02:00"  # the running hour is not a partition yet
 
 
-def schedule_result(instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch, continuous: str):
-    monkeypatch.setenv("CRYPTO_SPARK_CONTINUOUS", continuous)
+def schedule_result(
+    instance: dg.DagsterInstance, loaded_env: Callable[[str, str], None], continuous: str
+):
+    loaded_env("CRYPTO_SPARK_CONTINUOUS", continuous)
     context = dg.build_schedule_context(instance=instance, scheduled_execution_time=at(10, 5))
     return aggregate_prices_catch_up(context)
 
 
 def test_catch_up_runs_only_when_continuous_is_off_and_no_run_is_active(
-    instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+    instance: dg.DagsterInstance, loaded_env: Callable[[str, str], None]
 ) -> None:
-    assert isinstance(schedule_result(instance, monkeypatch, "true"), dg.SkipReason)
-    request = schedule_result(instance, monkeypatch, "false")
+    assert isinstance(schedule_result(instance, loaded_env, "true"), dg.SkipReason)
+    request = schedule_result(instance, loaded_env, "false")
     assert isinstance(request, dg.RunRequest)
     assert request.run_config["ops"]["spark_aggregation"]["config"]["available_now"] is True
 
@@ -237,7 +239,7 @@ def test_catch_up_runs_only_when_continuous_is_off_and_no_run_is_active(
             status=dg.DagsterRunStatus.STARTED,
         )
     )
-    skipped = schedule_result(instance, monkeypatch, "false")
+    skipped = schedule_result(instance, loaded_env, "false")
     assert isinstance(skipped, dg.SkipReason)
     assert "is started" in (skipped.skip_message or "")
 

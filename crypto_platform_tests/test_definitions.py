@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -136,14 +137,11 @@ def test_the_streams_freshness_is_dagsters_own_policy_from_the_setting() -> None
 
 @pytest.mark.parametrize(("max_age", "window_s"), [("120", 120), ("5", 60)])
 def test_the_freshness_window_is_the_tick_max_age_at_least_a_minute(
-    monkeypatch: pytest.MonkeyPatch, max_age: str, window_s: int
+    loaded_env: Callable[[str, str], None], max_age: str, window_s: int
 ) -> None:
-    monkeypatch.setenv("CRYPTO_CHECK_TICK_MAX_AGE_S", max_age)
-    stream_freshness.cache_clear()
-    try:
-        policy = stream_freshness()
-    finally:
-        stream_freshness.cache_clear()
+    loaded_env("CRYPTO_CHECK_TICK_MAX_AGE_S", max_age)
+
+    policy = stream_freshness()
 
     assert policy == dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(seconds=window_s))
 

@@ -104,7 +104,7 @@ def resources(settings: Settings) -> dict[str, object]:
             collection=settings.mongo_collection,
         ),
         "cassandra": CassandraResource(
-            hosts=settings.cassandra_hosts,
+            hosts=",".join(settings.cassandra_hosts),  # comma-separated, as its variable
             port=settings.cassandra_port,
             keyspace=settings.cassandra_keyspace,
             jmx_port=settings.cassandra_jmx_port,

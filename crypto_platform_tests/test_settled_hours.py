@@ -7,12 +7,13 @@ mongo/prices carrying the newest event time stored.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import dagster as dg
 import pytest
 
 from crypto_platform.defs.completeness.assets import HOURLY_COMPLETENESS, hourly_completeness
+from crypto_platform.defs.resources.clients import forget_loaded_settings
 from crypto_platform.defs.statistics.assets import price_statistics
 from crypto_platform.defs.streams.assets import MONGO_PRICES, SETTLED_HOURS, STREAM_ASSETS
 from crypto_platform.defs.streams.sensors import NEWEST_STORED, settled_hours
@@ -25,8 +26,8 @@ BASE = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) - 6 * 
 
 
 @pytest.fixture
-def instance(monkeypatch: pytest.MonkeyPatch) -> Iterator[dg.DagsterInstance]:
-    monkeypatch.setenv("CRYPTO_AGGREGATE_WATERMARK_S", str(WATERMARK_S))
+def instance(loaded_env: Callable[[str, str], None]) -> Iterator[dg.DagsterInstance]:
+    loaded_env("CRYPTO_AGGREGATE_WATERMARK_S", str(WATERMARK_S))
     with dg.instance_for_test() as test_instance:
         yield test_instance
 
@@ -79,6 +80,22 @@ def test_an_hour_settles_once_the_sink_stored_past_it_by_the_watermark(
     assert not again.asset_events and again.cursor is None  # nothing new: the cursor stays
     assert hours(caught_up) == [key(BASE + HOUR), key(BASE + 2 * HOUR)]
     assert caught_up.cursor == (BASE + 3 * HOUR).isoformat()
+
+
+def test_the_watermark_is_read_once_not_at_each_evaluation(
+    instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watermark the definitions loaded with holds until the code location reloads."""
+    sink_stored_until(instance, BASE + HOUR + dt.timedelta(minutes=15))
+    evaluate(instance, BASE.isoformat())  # the settings are read (at the latest) here
+
+    monkeypatch.setenv("CRYPTO_AGGREGATE_WATERMARK_S", "3600")  # the hour not settled by it
+    unchanged = evaluate(instance, BASE.isoformat())
+    forget_loaded_settings()  # as a reload of the code location would
+    reloaded = evaluate(instance, BASE.isoformat())
+
+    assert hours(unchanged) == [key(BASE)]
+    assert not reloaded.asset_events and reloaded.cursor is None
 
 
 def test_a_settled_hour_requests_the_hours_completeness_and_statistics(

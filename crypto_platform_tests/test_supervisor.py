@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import dagster as dg
 import pytest
@@ -154,9 +154,9 @@ def test_backs_off_after_consecutive_failures(instance: dg.DagsterInstance) -> N
 
 
 def test_leaves_aggregate_prices_to_the_schedule_when_continuous_is_off(
-    instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+    instance: dg.DagsterInstance, loaded_env: Callable[[str, str], None]
 ) -> None:
-    monkeypatch.setenv("CRYPTO_SPARK_CONTINUOUS", "false")
+    loaded_env("CRYPTO_SPARK_CONTINUOUS", "false")
 
     result = evaluate(instance)
 
@@ -166,3 +166,18 @@ def test_leaves_aggregate_prices_to_the_schedule_when_continuous_is_off(
     with dg.build_schedule_context(instance=instance, scheduled_execution_time=moment) as context:
         request = schedule.evaluate_tick(context).run_requests[0]
     assert request.run_config["ops"]["spark_aggregation"]["config"]["available_now"] is True
+
+
+def test_reads_continuous_mode_once_not_at_each_evaluation(
+    instance: dg.DagsterInstance,
+    loaded_env: Callable[[str, str], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The setting the definitions loaded with holds until the code location reloads."""
+    loaded_env("CRYPTO_SPARK_CONTINUOUS", "false")
+    evaluate(instance)
+    monkeypatch.setenv("CRYPTO_SPARK_CONTINUOUS", "true")
+
+    result = evaluate(instance)
+
+    assert {r.job_name for r in result.run_requests} == {"ingest_prices", "persist_prices"}

@@ -1,10 +1,15 @@
-"""`aggregate_prices_catch_up`: available-now runs, for when continuous mode is off."""
+"""`aggregate_prices_catch_up`: available-now runs, for when continuous mode is off.
+
+Continuous mode is the setting the definitions loaded with (`loaded_settings`), not read
+again at each evaluation: a changed CRYPTO_SPARK_CONTINUOUS takes a reload of the code
+location.
+"""
 
 import dagster as dg
 
 from crypto_platform.defs.analytics.assets import aggregate_prices
+from crypto_platform.defs.resources.clients import loaded_settings
 from crypto_platform.defs.streams.long_running import ACTIVE
-from crypto_platform.settings import load_settings
 
 
 @dg.schedule(
@@ -18,7 +23,7 @@ from crypto_platform.settings import load_settings
 def aggregate_prices_catch_up(
     context: dg.ScheduleEvaluationContext,
 ) -> dg.RunRequest | dg.SkipReason:
-    if load_settings().spark_continuous:
+    if loaded_settings().spark_continuous:
         return dg.SkipReason("continuous mode is on: streaming_supervisor keeps it running")
     active = context.instance.get_runs(
         dg.RunsFilter(job_name=aggregate_prices.name, statuses=ACTIVE), limit=1

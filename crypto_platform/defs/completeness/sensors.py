@@ -14,6 +14,9 @@ partition of `cassandra/repaired_hours`) once the hour has closed (its partition
 and Spark's windows over those ticks are final: the watermark, a window's length and a
 minute past the newest late tick's event time. The run key holds when the hour's last
 late tick came, so each new late arrival repairs the hour once more.
+
+Both read their settings once per process (`loaded_settings`, the `mongo` resource's
+fields applied), not again at each evaluation.
 """
 
 import time
@@ -29,10 +32,7 @@ from crypto_platform.defs.completeness.jobs import (
     hour_key,
     repair_hours,
 )
-from crypto_platform.defs.resources.clients import (
-    MongoResource,
-    settings_for,
-)
+from crypto_platform.defs.resources.clients import MongoResource, loaded_settings
 from crypto_platform.storage import mongo as mongo_store
 from crypto_platform.ticks import now_ms
 
@@ -110,7 +110,7 @@ def gap_sensor(
     context: dg.SensorEvaluationContext,
     mongo: MongoResource,
 ) -> dg.SensorResult | dg.SkipReason:
-    settings = settings_for(mongo)
+    settings = loaded_settings(mongo)
     now = now_ms()
     return request_repairs(context, find_gaps(settings, now - LOOKBACK_MS, now), now)
 
@@ -139,7 +139,7 @@ def late_tick_sensor(
     mongo: MongoResource,
 ) -> dg.SensorResult:
     """Reads only what changed: hours whose last late tick came after the cursor."""
-    settings = settings_for(mongo)
+    settings = loaded_settings(mongo)
     final_ms = (settings.aggregate_watermark_s + settings.aggregate_window_s) * 1000 + SETTLE_MS
     now = now_ms()
     cursor = int(context.cursor or 0)

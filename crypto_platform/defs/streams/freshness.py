@@ -8,24 +8,22 @@ Dagster): since a landing is recorded within a minute, the policy fails at most 
 after the check would. Dagster's freshness daemon evaluates the policy; no check or sensor is needed
 (freshness checks and their sensor are superseded by policies since Dagster 1.12).
 
-A policy is part of the asset's definition, so the setting is read once, when the
-definitions load (a changed limit takes a reload of the code location), and nowhere else
-at import.
+A policy is part of the asset's definition, so the setting is the one the definitions
+loaded with (`loaded_settings`, read once: a changed limit takes a reload of the code
+location), and nowhere else at import.
 """
 
 import datetime as dt
-import functools
 
 import dagster as dg
 
-from crypto_platform.settings import load_settings
+from crypto_platform.defs.resources.clients import loaded_settings
 
 # Dagster evaluates freshness windows of a minute at least.
 MIN_WINDOW_S = 60.0
 
 
-@functools.cache
 def stream_freshness() -> dg.FreshnessPolicy:
-    """Fail when no new data landed for CRYPTO_CHECK_TICK_MAX_AGE_S (read on first call)."""
-    max_age_s = max(load_settings().check_tick_max_age_s, MIN_WINDOW_S)
+    """Fail when no new data landed for CRYPTO_CHECK_TICK_MAX_AGE_S (as the definitions loaded)."""
+    max_age_s = max(loaded_settings().check_tick_max_age_s, MIN_WINDOW_S)
     return dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(seconds=max_age_s))

@@ -12,6 +12,8 @@ partition, from which the hour's completeness and statistics run (their automati
 conditions). The cursor is the end of the last hour recorded; without one, only the
 newest settled hour is recorded, not every hour since the partitions begin. At most
 `MAX_HOURS` are recorded per evaluation, oldest first (a sink catching up after days).
+The watermark is the one the definitions loaded with (`loaded_settings`), not read again
+at each evaluation.
 """
 
 import datetime as dt
@@ -19,9 +21,9 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from crypto_platform.defs.resources.clients import loaded_settings
 from crypto_platform.defs.streams.assets import MONGO_PRICES, SETTLED_HOURS
 from crypto_platform.defs.streams.hours import HOURLY
-from crypto_platform.settings import load_settings
 from crypto_platform.streaming.sink import NEWEST_STORED
 
 MAX_HOURS = 24
@@ -70,7 +72,8 @@ def settled_hours(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         return dg.SensorResult(skip_reason=f"mongo/prices has reported no {NEWEST_STORED} yet")
     now = dt.datetime.now(dt.UTC)
     # No hour settles past now; bounded here, a stored time beyond year 9999 converts too.
-    settled_ms = min(newest - load_settings().aggregate_watermark_s * 1000, now.timestamp() * 1000)
+    watermark_ms = loaded_settings().aggregate_watermark_s * 1000
+    settled_ms = min(newest - watermark_ms, now.timestamp() * 1000)
     settled_until = _utc(settled_ms)
     cursor = dt.datetime.fromisoformat(context.cursor) if context.cursor else None
     keys, next_cursor = settled_hours_between(cursor, settled_until, now)
