@@ -116,14 +116,14 @@ def _notes(o: dict[str, Any]) -> list[str]:
         "the run goes, and are not the pipeline under test.",
         "",
         "State rows are bounded by the watermark, not constant from the start: the job keeps "
-        "a window's row until the watermark (newest event time minus "
-        f"{watermark} s) passes the window's end, and the identities of a slide's ticks (one "
-        "row per coin, source and slide, to drop duplicates) until it passes the slide's "
-        f"end, each with its timer. So at a steady rate the state grows for the first "
-        f"{o['state_fill_minutes']} minutes, then levels off at about {open_windows} windows "
-        f"and {math.ceil(watermark / slide)} identity slides per coin and source, whatever "
-        "the tick rate; the check compares periods after that, and a shorter run does not "
-        "judge it.",
+        "a window start's row (the partials of a bucket of coins) until the watermark "
+        f"(newest event time minus {watermark} s) passes the window's end, and the "
+        "identities of a slide's ticks (one row per bucket, source and slide, to drop "
+        "duplicates) until it passes the slide's end, each with its timer. So at a steady "
+        f"rate the state grows for the first {o['state_fill_minutes']} minutes, then levels "
+        f"off at about {open_windows} window starts and {math.ceil(watermark / slide)} "
+        "identity slides per bucket and source, whatever the tick rate; the check compares "
+        "periods after that, and a shorter run does not judge it.",
     ]
 
 
