@@ -74,7 +74,12 @@ def timed_items() -> list[Timed]:
     ]
 
 
-def time_round(settings: Settings, items: list[Timed], repeats: int = REPEATS) -> dict[str, Any]:
+def time_round(
+    settings: Settings,
+    items: list[Timed],
+    repeats: int = REPEATS,
+    say: Callable[[str], None] = log.info,
+) -> dict[str, Any]:
     """Each item's median seconds over `repeats` runs after a warm-up; checks' verdicts."""
     seconds: dict[str, float] = {}
     passed: dict[str, bool] = {}
@@ -89,6 +94,7 @@ def time_round(settings: Settings, items: list[Timed], repeats: int = REPEATS) -
                 item.run(stores)
                 runs.append(time.perf_counter() - started)
             seconds[item.name] = round(statistics.median(runs), 4)
+            say(f"  {item.name}: {seconds[item.name]} s")
     return {"seconds": seconds, "checks_passed": passed}
 
 
@@ -148,7 +154,7 @@ def _rounds(
         spent += time.monotonic() - started
         ticks = loader.span.ticks
         say(f"{ticks:,} ticks stored ({spent:.0f} s of loading so far); timing every item")
-        measured = time_round(settings, items)
+        measured = time_round(settings, items, say=say)
         say(f"slowest at {ticks:,}: {max(measured['seconds'].items(), key=lambda kv: kv[1])}")
         yield {
             "ticks": ticks,

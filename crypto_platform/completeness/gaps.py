@@ -40,6 +40,7 @@ __all__ = [
 
 GAP_FACTOR = 3  # ticks this many cadences apart (or more) are a gap
 LOOKBACK_MS = 86_400_000  # how far before a span the tick before it is looked for
+NEAR_SPANS_MS = (60_000, 3_600_000, LOOKBACK_MS)  # where, nearest first (see `_nearest`)
 Status = Literal["open", "repaired", "unrepairable"]
 
 
@@ -115,25 +116,46 @@ def detect(
 def _edges(prices: Collection, source: str, symbol: str, since_ms: int, until_ms: int) -> list[int]:
     """The pair's event times in the span, with the last before it and the first after it."""
     query = {"symbol": symbol, "source": source}
-    before = prices.find_one(
-        {**query, "event_time_ms": {"$gte": since_ms - LOOKBACK_MS, "$lt": since_ms}},
-        {"event_time_ms": 1},
-        sort=[("event_time_ms", DESCENDING)],
-    )
+    before = _nearest(prices, query, since_ms, before=True)
     inside = prices.find(
         {**query, "event_time_ms": {"$gte": since_ms, "$lt": until_ms}}, {"event_time_ms": 1}
     ).sort("event_time_ms", ASCENDING)
     times = [int(doc["event_time_ms"]) for doc in inside]
     if before is None and not times:
         return []  # not collected around this span
-    after = prices.find_one(
-        {**query, "event_time_ms": {"$gte": until_ms}},
-        {"event_time_ms": 1},
-        sort=[("event_time_ms", ASCENDING)],
-    )
-    first = [int(before["event_time_ms"])] if before else []
-    last = [int(after["event_time_ms"])] if after else []
-    return [*first, *times, *last]
+    after = _nearest(prices, query, until_ms, before=False)
+    return [*([before] if before is not None else []), *times, *([after] if after else [])]
+
+
+def _nearest(
+    prices: Collection, query: dict[str, Any], edge_ms: int, *, before: bool
+) -> int | None:
+    """The pair's last tick before the edge (within LOOKBACK_MS), or its first at or after it.
+
+    Looked for in spans growing away from the edge (`NEAR_SPANS_MS`): the local SecantusDB
+    fetches and sorts every tick of a range before taking the first, so a day's range cost
+    a day's ticks (1 s per coin at a tick a second), where the nearest minute nearly always
+    holds the tick. After the edge, past the spans, the rest of the history is the last
+    resort (a pair that stopped for over a day).
+    """
+    order = DESCENDING if before else ASCENDING
+    spans: list[dict[str, int]] = [
+        {"$gte": edge_ms - span, "$lt": edge_ms}
+        if before
+        else {"$gte": edge_ms, "$lt": edge_ms + span}
+        for span in NEAR_SPANS_MS
+    ]
+    if not before:
+        spans.append({"$gte": edge_ms + NEAR_SPANS_MS[-1]})
+    for bounds in spans:
+        found = prices.find_one(
+            {**query, "event_time_ms": bounds},
+            {"event_time_ms": 1},
+            sort=[("event_time_ms", order)],
+        )
+        if found is not None:
+            return int(found["event_time_ms"])
+    return None
 
 
 def record(ledger: Collection, detected: list[Gap], since_ms: int, until_ms: int) -> list[Gap]:
