@@ -31,6 +31,22 @@ ENV_PREFIX = "CRYPTO_"
 log = logging.getLogger(__name__)
 
 
+def env_variable(setting: str) -> str:
+    """The environment variable of a setting: `kafka_topic` is `CRYPTO_KAFKA_TOPIC`."""
+    return f"{ENV_PREFIX}{setting.upper()}"
+
+
+def env_text(value: object) -> str:
+    """A setting's value as its variable holds it (a secret in clear: never log it)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, list):
+        return ",".join(str(item) for item in value)
+    if isinstance(value, dict):
+        return json.dumps(value)  # how pydantic-settings reads a mapping back
+    return str(value)
+
+
 def _split_list(value: object) -> object:
     """Accept `BTC,ETH` (what people type) as well as a real list."""
     if isinstance(value, str):
@@ -356,18 +372,11 @@ class Settings(BaseSettings):
 
     def as_env(self) -> dict[str, str]:
         """These settings as `CRYPTO_*` variables for a child process (secrets too: never log)."""
-        env = {}
-        for name, value in self.model_dump().items():
-            if value is None:
-                continue
-            if isinstance(value, SecretStr):
-                value = value.get_secret_value()
-            elif isinstance(value, list):
-                value = ",".join(value)
-            elif isinstance(value, dict):
-                value = json.dumps(value)  # how pydantic-settings reads a mapping back
-            env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
-        return env
+        return {
+            env_variable(name): env_text(value)
+            for name, value in self.model_dump().items()
+            if value is not None
+        }
 
     @property
     def checkpoint_root(self) -> Path:
@@ -392,7 +401,7 @@ def load_settings(**overrides: object) -> Settings:
     pydantic traceback. A `CRYPTO_*` variable that is no setting gets a warning naming
     the closest one: a misspelt name would otherwise be ignored without a word.
     """
-    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    known = {env_variable(name) for name in Settings.model_fields}
     for variable in sorted(os.environ):
         if variable.startswith(ENV_PREFIX) and variable not in known:
             _warn_unknown(variable, tuple(difflib.get_close_matches(variable, known, n=1)))
@@ -404,7 +413,7 @@ def load_settings(**overrides: object) -> Settings:
         for item in error.errors():
             field = str(item["loc"][0]) if item["loc"] else "settings"
             message = item["msg"].removeprefix("Value error, ")
-            problems.append(f"{ENV_PREFIX}{field.upper()}: {message} {_shown(field, item)}")
+            problems.append(f"{env_variable(field)}: {message} {_shown(field, item)}")
         raise ConfigurationError("invalid setting " + "; ".join(problems)) from None
 
 

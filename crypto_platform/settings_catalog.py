@@ -20,7 +20,7 @@ import yaml
 from pydantic import SecretStr
 
 from crypto_platform.errors import ConfigurationError
-from crypto_platform.settings import Settings
+from crypto_platform.settings import Settings, env_variable
 
 __all__ = ["BEGIN", "END", "LOCAL_ONLY", "Setting", "catalog", "drifted", "rendered", "write"]
 
@@ -125,14 +125,13 @@ class Setting:
 
 def catalog() -> list[Setting]:
     """Every setting, in settings.py's order."""
-    prefix = Settings.model_config["env_prefix"]
     # Defaults only: model_construct reads no environment and validates nothing.
     defaults = Settings.model_construct().as_env()
     return [
         Setting(
             name=name,
-            variable=f"{prefix}{name.upper()}",
-            default=defaults.get(f"{prefix}{name.upper()}"),
+            variable=env_variable(name),
+            default=defaults.get(env_variable(name)),
             description=field.description or "",
             secret=SecretStr in (field.annotation, *get_args(field.annotation)),
         )

@@ -24,9 +24,8 @@ from crypto_platform.defs.resources import RESOURCE_TYPES, build_resources
 from crypto_platform.defs.resources.clients import (
     CassandraResource,
     settings_for,
-    variable_of,
 )
-from crypto_platform.settings import Settings, load_settings
+from crypto_platform.settings import Settings, env_variable, load_settings
 
 SECRETS = {
     "CRYPTO_KAFKA_SASL_PASSWORD": "kafka-s3cret",
@@ -46,7 +45,7 @@ SETTING_FIELDS = {
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """No variable of a resource field set, whatever the environment the tests run in."""
     for setting in SETTING_FIELDS.values():
-        monkeypatch.delenv(variable_of(setting), raising=False)
+        monkeypatch.delenv(env_variable(setting), raising=False)
     return monkeypatch
 
 
@@ -79,7 +78,7 @@ def test_every_field_shows_its_settings_default_and_description(
         info = Settings.model_fields[setting]
         (snap,) = [f for f in shown[key].config_field_snaps if f.name == field]
         assert snap.description is not None and snap.description.startswith(info.description)
-        assert variable_of(setting) in snap.description
+        assert env_variable(setting) in snap.description
         assert not snap.is_required and snap.default_value_as_json_str is not None
         default = json.loads(snap.default_value_as_json_str)
         # The value given, unset: the default.

@@ -20,8 +20,8 @@ from crypto_platform.defs.resources.clients import (
     PriceSourceResource,
     SettingsResource,
     SparkResource,
-    variable_of,
 )
+from crypto_platform.settings import env_variable
 
 RESOURCE_TYPES: dict[str, type[SettingsResource]] = {
     "kafka": KafkaResource,
@@ -36,7 +36,7 @@ def bound_to_environment(resource_type: type[SettingsResource]) -> dict[str, obj
     """The fields of `resource_type` whose variable is set now, each bound to its variable."""
     bound: dict[str, object] = {}
     for field, setting in resource_type.settings_map().items():
-        variable = variable_of(setting)
+        variable = env_variable(setting)
         if not os.environ.get(variable):
             continue
         is_int = resource_type.model_fields[field].annotation is int

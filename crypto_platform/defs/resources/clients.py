@@ -28,7 +28,7 @@ from pydantic import Field, PrivateAttr
 from pymongo import MongoClient
 
 from crypto_platform.reports import stores
-from crypto_platform.settings import ENV_PREFIX, Settings, load_settings
+from crypto_platform.settings import ENV_PREFIX, Settings, env_text, env_variable, load_settings
 from crypto_platform.sources import PriceSource, build_source
 
 # Where a field names the setting it shows (its `json_schema_extra`).
@@ -37,22 +37,15 @@ SETTING = "crypto_platform/setting"
 _INT_ENV_VAR = type(dg.EnvVar.int(f"{ENV_PREFIX}UNUSED"))
 
 
-def variable_of(setting: str) -> str:
-    """The environment variable of a setting: `kafka_topic` is `CRYPTO_KAFKA_TOPIC`."""
-    return f"{ENV_PREFIX}{setting.upper()}"
-
-
 def as_config(value: Any) -> Any:
     """A setting's value as a resource field holds it: as its variable would, but for ints.
 
-    None, text and ints stay; a list is comma-separated (the settings split it again);
-    anything else (a float) is text, which the settings parse.
+    None, text and ints stay; anything else is its variable's text (a list
+    comma-separated, a float as text), which the settings parse again.
     """
     if value is None or isinstance(value, int | str):
         return value
-    if isinstance(value, list):
-        return ",".join(str(item) for item in value)
-    return str(value)
+    return env_text(value)
 
 
 def _setting(name: str) -> Any:
@@ -60,7 +53,7 @@ def _setting(name: str) -> Any:
     info = Settings.model_fields[name]
     return Field(
         default=as_config(info.default),
-        description=f"{info.description} Set by `{variable_of(name)}`.",
+        description=f"{info.description} Set by `{env_variable(name)}`.",
         json_schema_extra={SETTING: name},
     )
 
