@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from crypto_platform.candles import INTERVALS, CandleInterval
 from crypto_platform.errors import ConfigurationError
 from crypto_platform.ticks import SYMBOL_PATTERN, SourceTag
 
@@ -312,6 +313,12 @@ class Settings(BaseSettings):
         "several (comma-separated, first wins): of the sources whose window ends within one "
         "window length of the coin's newest, the first listed; `?source=` chooses one.",
     )
+    candle_intervals: Annotated[list[CandleInterval], NoDecode] = Field(
+        list(INTERVALS),
+        description="Candles the streaming job builds in its one pass (comma-separated, of "
+        "1m, 5m, 1h, 1d; empty: none). Part of its checkpoint's state: change it with a "
+        "fresh checkpoint.",
+    )
 
     check_tick_max_age_s: Annotated[float, Field(gt=0)] = Field(
         300.0,
@@ -350,6 +357,7 @@ class Settings(BaseSettings):
     _split_hosts = field_validator("cassandra_hosts", mode="before")(_split_list)
     _split_origins = field_validator("api_cors_origins", mode="before")(_split_list)
     _split_priority = field_validator("aggregate_source_priority", mode="before")(_split_list)
+    _split_intervals = field_validator("candle_intervals", mode="before")(_split_list)
 
     _check_symbols = field_validator("symbols", mode="before")(parse_symbols)
 

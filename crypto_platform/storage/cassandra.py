@@ -45,6 +45,15 @@ TABLES: dict[str, str] = {
             first_price double, last_price double, updated_at timestamp,
             PRIMARY KEY ((symbol), window_seconds, source)
         )""",
+    # OHLC per coin, source and interval; a partition is a day, month or year of one
+    # interval's candles (crypto_platform.candles: `period_of`).
+    "candles": """
+        CREATE TABLE IF NOT EXISTS {ks}.candles (
+            symbol text, source text, interval text, period text, start timestamp,
+            open double, high double, low double, close double, tick_count bigint,
+            last_event_time timestamp, updated_at timestamp,
+            PRIMARY KEY ((symbol, source, interval, period), start)
+        ) WITH CLUSTERING ORDER BY (start DESC)""",
 }
 # Tables whose windows are per source: an earlier release keyed them by coin alone, mixing
 # sources in one window. A key cannot be altered; `ensure_schema` drops such a table
@@ -109,7 +118,7 @@ def ensure_schema(
     *,
     prices_ttl_days: int | None = None,
 ) -> tuple[list[str], list[str]]:
-    """Create the keyspace and the four tables if missing; return them and those rebuilt.
+    """Create the keyspace and the tables if missing; return them and those rebuilt.
 
     A table is rebuilt when an earlier release keyed it without the source (`SOURCED_TABLES`).
     `prices_ttl_days` (CRYPTO_CASSANDRA_PRICES_TTL_DAYS) is prices_by_symbol's default TTL,
