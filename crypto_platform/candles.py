@@ -13,9 +13,10 @@ A partition holds a bounded run of candles and a common read is one partition: a
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Literal, get_args
 
 CandleInterval = Literal["1m", "5m", "1h", "1d"]
+INTERVAL_NAMES: tuple[CandleInterval, ...] = get_args(CandleInterval)
 # Interval name -> length in ms, shortest first (the names are Binance's kline intervals).
 INTERVALS: dict[str, int] = {
     "1m": 60_000,

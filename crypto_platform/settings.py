@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from crypto_platform.candles import INTERVALS, CandleInterval
+from crypto_platform.candles import INTERVAL_NAMES, CandleInterval
 from crypto_platform.errors import ConfigurationError
 from crypto_platform.ticks import SYMBOL_PATTERN, SourceTag
 
@@ -314,7 +314,7 @@ class Settings(BaseSettings):
         "window length of the coin's newest, the first listed; `?source=` chooses one.",
     )
     candle_intervals: Annotated[list[CandleInterval], NoDecode] = Field(
-        list(INTERVALS),
+        list(INTERVAL_NAMES),
         description="Candles the streaming job builds in its one pass (comma-separated, of "
         "1m, 5m, 1h, 1d; empty: none). Part of its checkpoint's state: change it with a "
         "fresh checkpoint.",

@@ -8,6 +8,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 
+from crypto_platform.candles import INTERVALS
 from crypto_platform.defs.resources.clients import CassandraResource, KafkaResource, SparkResource
 from crypto_platform.settings import Settings
 from crypto_platform.spark.windows import window_starts
@@ -111,6 +112,45 @@ def stored_windows(settings: Settings, ticks: list[Tick]) -> dict[tuple[str, str
                     start = int(row["window_start"].replace(tzinfo=dt.UTC).timestamp())
                     rows[(symbol, source, start)] = row
         return rows
+    finally:
+        cluster.shutdown()
+
+
+def reference_candles(
+    ticks: list[Tick], intervals: tuple[str, ...] = tuple(INTERVALS)
+) -> dict[tuple[str, str, str, int], tuple[float, float, float, float, int]]:
+    """(symbol, source, interval, start ms) -> (open, high, low, close, count), without Spark."""
+    members: dict[tuple[str, str, str, int], list[Tick]] = defaultdict(list)
+    for tick in {t.identity: t for t in ticks}.values():
+        for interval in intervals:
+            start = tick.event_time_ms - tick.event_time_ms % INTERVALS[interval]
+            members[(tick.symbol, tick.source, interval, start)].append(tick)
+    expected = {}
+    for key, candle in members.items():
+        ordered = sorted(candle, key=lambda t: t.event_time_ms)
+        prices = [t.price for t in candle]
+        expected[key] = (ordered[0].price, max(prices), min(prices), ordered[-1].price, len(prices))
+    return expected
+
+
+def stored_candles(
+    settings: Settings, ticks: list[Tick]
+) -> dict[tuple[str, str, str, int], tuple[float, float, float, float, int]]:
+    """The candles table's rows of the ticks' coins, sources and span, as `reference_candles`."""
+    since = min(t.event_time_ms for t in ticks) - INTERVALS["1d"]
+    until = max(t.event_time_ms for t in ticks) + 1
+    cluster, session = cassandra.connect(settings)
+    try:
+        return {
+            (symbol, source, interval, row["start"]): (
+                row["open"], row["high"], row["low"], row["close"], row["tick_count"]
+            )
+            for symbol, source in {(t.symbol, t.source) for t in ticks}
+            for interval in INTERVALS
+            for row in cassandra_queries.candles(
+                session, settings.cassandra_keyspace, (symbol, source), interval, since, until
+            )
+        }  # fmt: skip
     finally:
         cluster.shutdown()
 

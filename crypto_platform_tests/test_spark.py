@@ -37,7 +37,9 @@ from crypto_platform_tests.spark_helpers import (
     count_rows,
     deterministic_ticks,
     publish,
+    reference_candles,
     reference_windows,
+    stored_candles,
     stored_windows,
 )
 from crypto_platform_tests.streaming_helpers import (
@@ -82,6 +84,9 @@ def test_every_window_matches_an_independent_computation(
     assert count_rows(spark_settings, "prices_by_symbol") == 450
     assert count_rows(spark_settings, "latest_prices") == 3
     assert count_rows(spark_settings, "latest_aggregates") == 3
+    # The same pass built every candle: 17.5 minutes of ticks, at 1m, 5m, 1h and 1d.
+    assert stored_candles(spark_settings, ticks) == reference_candles(ticks)
+    assert totals.candles_written >= len(reference_candles(ticks))
 
 
 def test_a_window_never_mixes_sources(spark: SparkSession, spark_settings: Settings) -> None:
@@ -113,6 +118,8 @@ def test_restart_from_the_checkpoint_reads_nothing_twice_and_misses_nothing(
 
     assert again.input_rows == len(second)
     assert_matches(stored_windows(spark_settings, ticks), reference_windows(ticks))
+    # Candles open at the restart (the hour's, the day's) carry on from the checkpoint.
+    assert stored_candles(spark_settings, ticks) == reference_candles(ticks)
     assert count_rows(spark_settings, "prices_by_symbol") == len(ticks)
 
 
@@ -201,6 +208,7 @@ def test_coins_sharing_a_state_bucket_each_get_exact_windows_across_batches(
     assert totals.batches >= 5
     assert_matches(stored_windows(spark_settings, ticks), reference_windows(ticks))
     assert count_rows(spark_settings, "latest_aggregates") == len(coins)
+    assert stored_candles(spark_settings, ticks) == reference_candles(ticks)
 
 
 def test_the_asset_job_materialises_the_aggregates(

@@ -1,8 +1,8 @@
-"""The foreachBatch writer: upserts into the four Cassandra tables, concurrent, never row by row.
+"""The foreachBatch writer: upserts into the Cassandra tables, concurrent, never row by row.
 
 Each batch is written in one pass on the executors: a partition holds whole coins (the
-rows come grouped by symbol and source), its ticks and the windows they changed, handed over as
-Arrow columns. One session and one set of prepared statements per Python worker;
+rows come grouped by symbol and source), its ticks and the windows and candles they changed,
+handed over as Arrow columns. One session and one set of prepared statements per Python worker;
 unlogged batches of one Cassandra partition each, many in flight. `latest_prices` rows
 are written `USING TIMESTAMP` of their event time and source (`price_version`), so of
 concurrent, replayed or late writes the newest tick always wins, whole; every other row at
@@ -27,8 +27,9 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from crypto_platform.candles import interval_of, period_of
 from crypto_platform.settings import Settings
-from crypto_platform.spark.windowed_means import TICK, WINDOW, current_window
+from crypto_platform.spark.windowed_means import CANDLE, TICK, WINDOW, current_window
 from crypto_platform.storage import cassandra
 from crypto_platform.ticks import SOURCES
 
@@ -116,6 +117,15 @@ WINDOW_VALUES = (
     "symbol", "source", "day", "window_start_ms", "window_end_ms", "arithmetic_mean",
     "geometric_mean", "harmonic_mean", "tick_count", "min_price", "max_price", "first_price",
     "last_price", "last_event_ms",
+)  # fmt: skip
+# A candle row's columns in a batch: it travels as a window from its start to its end.
+CANDLE_VALUES = (
+    "symbol", "source", "window_start_ms", "window_end_ms", "first_price", "max_price",
+    "min_price", "last_price", "tick_count", "last_event_ms",
+)  # fmt: skip
+CANDLE_COLUMNS = (
+    "symbol", "source", "interval", "period", "start", "open", "high", "low", "close",
+    "tick_count", "last_event_time", "updated_at",
 )  # fmt: skip
 TICK_VALUES = tuple(
     dict.fromkeys(SOURCE_COLUMN.get(c, c) for c in (*PRICE_COLUMNS, *LATEST_PRICE_COLUMNS))
@@ -235,25 +245,45 @@ def window_statements(
     return statements
 
 
+def candle_statements(target: CassandraTarget, candles: Columns) -> list[tuple[Any, Any]]:
+    """Candles into their table, each at the client's clock (a later write wins, as windows).
+
+    A batch changes about one candle per coin and interval, each in its own partition: single
+    statements, many in flight.
+    """
+    insert = prepared(target, insert_cql(target.keyspace, "candles", CANDLE_COLUMNS))
+    now = dt.datetime.now(dt.UTC)
+    statements: list[tuple[Any, Any]] = []
+    rows = zip(*(candles[c] for c in CANDLE_VALUES), strict=True)
+    for symbol, source, start, end, *ohlc_count, last_event_ms in rows:
+        interval = interval_of(end - start)
+        key = (symbol, source, interval, period_of(interval, start), start)
+        statements.append((insert, (*key, *ohlc_count, last_event_ms, now)))
+    return statements
+
+
 def write_rows(
     target: CassandraTarget,
     ticks: Columns | None = None,
     windows: Columns | None = None,
+    candles: Columns | None = None,
     *,
     write_latest: bool = True,
 ) -> None:
-    """Ticks and windows (columns by name, as in a batch) into their tables, concurrently."""
+    """Ticks, windows and candles (columns by name, as in a batch) into their tables."""
     statements = []
     if ticks and ticks["symbol"]:
         statements += price_statements(target, ticks)
     if windows and windows["symbol"]:
         statements += window_statements(target, windows, write_latest=write_latest)
+    if candles and candles["symbol"]:
+        statements += candle_statements(target, candles)
     execute_concurrent(
         session_for(target), statements, concurrency=CONCURRENCY, raise_on_first_error=True
     )
 
 
-WRITTEN = "ticks long, windows long"
+WRITTEN = "ticks long, windows long, candles long"
 
 
 def _columns(table: pa.Table, names: Iterable[str]) -> Columns:
@@ -263,23 +293,35 @@ def _columns(table: pa.Table, names: Iterable[str]) -> Columns:
 def write_partition(
     target: CassandraTarget, batches: Iterator[pa.RecordBatch]
 ) -> Iterator[pa.RecordBatch]:
-    """mapInArrow, executor side: one partition's ticks and windows; yields the counts."""
+    """mapInArrow, executor side: one partition's ticks, windows and candles; yields counts."""
     received = list(batches)
     if not received:  # an empty partition
         return
     table = pa.Table.from_batches(received)
-    ticks, windows = (table.filter(pc.equal(table.column("kind"), kind)) for kind in (TICK, WINDOW))
-    write_rows(target, _columns(ticks, TICK_VALUES), _columns(windows, WINDOW_VALUES))
+    ticks, windows, candles = (
+        table.filter(pc.equal(table.column("kind"), kind)) for kind in (TICK, WINDOW, CANDLE)
+    )
+    write_rows(
+        target,
+        _columns(ticks, TICK_VALUES),
+        _columns(windows, WINDOW_VALUES),
+        _columns(candles, CANDLE_VALUES),
+    )
+    counts = {"ticks": ticks.num_rows, "windows": windows.num_rows, "candles": candles.num_rows}
     yield pa.RecordBatch.from_pydict(
-        {"ticks": [ticks.num_rows], "windows": [windows.num_rows]},
-        schema=pa.schema([("ticks", pa.int64()), ("windows", pa.int64())]),
+        {name: [count] for name, count in counts.items()},
+        schema=pa.schema([(name, pa.int64()) for name in counts]),
     )
 
 
-def write_batch(batch: DataFrame, target: CassandraTarget) -> tuple[int, int]:
-    """foreachBatch: one pass over the partitions, on the executors; (ticks, windows) written."""
+def write_batch(batch: DataFrame, target: CassandraTarget) -> tuple[int, int, int]:
+    """foreachBatch: one pass over the partitions, on the executors; rows written by kind."""
     moment = F.coalesce("window_start_ms", "event_time_ms")
     day = F.date_format(F.timestamp_millis(moment), "yyyy-MM-dd").alias("day")
     written = batch.select("*", day).mapInArrow(partial(write_partition, target), WRITTEN)
     counts = written.collect()
-    return sum(r.ticks for r in counts), sum(r.windows for r in counts)
+    return (
+        sum(r.ticks for r in counts),
+        sum(r.windows for r in counts),
+        sum(r.candles for r in counts),
+    )

@@ -1,9 +1,10 @@
 """The aggregation job: one streaming query over the Kafka topic, run until stopped.
 
-One read of each tick feeds all four tables: the stateful processor passes every tick on
+One read of each tick feeds all the tables: the stateful processor passes every tick on
 (prices_by_symbol, latest_prices) and emits the windows it changed (aggregates_by_symbol,
-latest_aggregates), and one foreachBatch pass writes both. Offsets and window state live
-in the query's checkpoint, so a restart resumes exactly where it committed.
+latest_aggregates) and the candles (candles), and one foreachBatch pass writes them all.
+Offsets and window state live in the query's checkpoint, so a restart resumes exactly where
+it committed.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
+from crypto_platform.candles import INTERVALS
 from crypto_platform.errors import PlatformError
 from crypto_platform.settings import Settings
 from crypto_platform.spark.cassandra_writer import CassandraTarget, close_sessions, write_batch
@@ -58,6 +60,7 @@ class QueryTotals:
     dropped_late_rows: int = 0
     ticks_written: int = 0
     windows_written: int = 0
+    candles_written: int = 0
     # The last BATCH_HISTORY batches' `durationMs` (triggerExecution and its phases:
     # latestOffset, queryPlanning, addBatch, walCommit, commitOffsets, ...), so a caller sees
     # where the time of a batch goes, not only how long it took; bounded, as a continuous
@@ -82,9 +85,10 @@ class QueryTotals:
         for operator in progress.get("stateOperators", []):
             self.dropped_late_rows += operator.get("numRowsDroppedByWatermark", 0)
 
-    def wrote(self, ticks: int, windows: int) -> None:
+    def wrote(self, ticks: int, windows: int, candles: int) -> None:
         self.ticks_written += ticks
         self.windows_written += windows
+        self.candles_written += candles
 
 
 def checkpoint_dir(settings: Settings) -> Path:
@@ -121,6 +125,7 @@ def start_query(
         window_s=settings.aggregate_window_s,
         slide_s=settings.aggregate_slide_s,
         watermark_s=settings.aggregate_watermark_s,
+        candle_intervals_ms=[INTERVALS[name] for name in settings.candle_intervals],
     )
     writer = (
         rows.writeStream.queryName(f"{settings.kafka_topic}-{QUERY}")
@@ -203,6 +208,7 @@ def snapshot(query: StreamingQuery, totals: QueryTotals) -> Snapshot:
         "dropped_late_rows": totals.dropped_late_rows,
         "ticks_written": totals.ticks_written,
         "windows_written": totals.windows_written,
+        "candles_written": totals.candles_written,
         "batches": totals.batches,
         "input_rows_per_s": round(progress.get("inputRowsPerSecond") or 0.0, 1),
         "processed_rows_per_s": round(progress.get("processedRowsPerSecond") or 0.0, 1),

@@ -7,6 +7,8 @@ so Spark keeps and refuses exactly what the MongoDB sink stores and dead-letters
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -37,9 +39,14 @@ def parse_ticks(records: DataFrame) -> DataFrame:
 
 
 def ticks_and_windows(
-    ticks: DataFrame, *, window_s: int, slide_s: int, watermark_s: int
+    ticks: DataFrame,
+    *,
+    window_s: int,
+    slide_s: int,
+    watermark_s: int,
+    candle_intervals_ms: Sequence[int] = (),
 ) -> DataFrame:
-    """Every tick once, and each window it changed, in one stream (see `WindowedMeans`).
+    """Every tick once, and each window and candle it changed, in one stream (`WindowedMeans`).
 
     A tick seen twice (a replay, a resend) is passed on and counted once. Ticks later than
     the watermark are dropped by Spark and counted in the progress
@@ -50,7 +57,7 @@ def ticks_and_windows(
         .withColumn("bucket", state_bucket(F.col("symbol")))
         .groupBy("source", "bucket")
         .transformWithStateInPandas(
-            statefulProcessor=WindowedMeans(window_s, slide_s),
+            statefulProcessor=WindowedMeans(window_s, slide_s, candle_intervals_ms),
             outputStructType=OUTPUT,
             outputMode="Update",
             timeMode="EventTime",

@@ -49,6 +49,7 @@ from crypto_platform.spark.windows import window_members
 
 TICK = "tick"
 WINDOW = "window"
+CANDLE = "candle"
 # Coins per source are spread over this many state groups. Part of the checkpoint: a
 # different number would look for a coin's state in another bucket.
 STATE_BUCKETS = 16
@@ -62,11 +63,13 @@ WINDOW_COLUMNS = (
     "first_price double, last_price double, last_event_ms long"
 )
 _TICK_COLUMNS = TICK_COLUMNS.rsplit(", ", 1)[0]  # without invalid_reason: only valid ticks here
-# One schema for both kinds of row, so one query and one write pass serve all four tables.
+# One schema for every kind of row, so one query and one write pass serve all the tables. A
+# candle travels as a window from its start to its end, its means null.
 OUTPUT = f"kind string, {_TICK_COLUMNS}, {WINDOW_COLUMNS}"
 _TYPES = dict(column.split() for column in OUTPUT.split(", "))
 PARTIAL_NAMES = [column.split()[0] for column in PARTIALS.split(", ")]
 WINDOW_KEY = ["symbol", "start"]
+CANDLE_KEY = ["interval_ms", "symbol", "start"]
 _SUMS = ["tick_count", "price_sum", "log_sum", "inverse_sum"]
 
 
@@ -132,16 +135,19 @@ def batch_partials(
     )
 
 
-def merge_partials(older: pd.DataFrame, newer: pd.DataFrame) -> pd.DataFrame:
-    """Partials of the same windows (columns symbol, start and PARTIAL_NAMES) as one each.
+def merge_partials(
+    older: pd.DataFrame, newer: pd.DataFrame, key: Sequence[str] = WINDOW_KEY
+) -> pd.DataFrame:
+    """Partials of the same windows (columns `key` and PARTIAL_NAMES) as one each.
 
     Sums add up, extremes combine; of two ticks at the same event time, the earlier-seen
     one is a window's first and the later-seen its last.
     """
+    key = list(key)
     both = pd.concat([older, newer], ignore_index=True)  # older first: stable sorts keep it so
-    grouped = both.groupby(WINDOW_KEY, sort=True)
-    by_first = both.sort_values("first_ms", kind="stable").groupby(WINDOW_KEY, sort=True)
-    by_last = both.sort_values("last_ms", kind="stable").groupby(WINDOW_KEY, sort=True)
+    grouped = both.groupby(key, sort=True)
+    by_first = both.sort_values("first_ms", kind="stable").groupby(key, sort=True)
+    by_last = both.sort_values("last_ms", kind="stable").groupby(key, sort=True)
     merged = grouped[_SUMS].sum()
     merged["min_price"] = grouped["min_price"].min()
     merged["max_price"] = grouped["max_price"].max()
@@ -206,6 +212,40 @@ def window_rows(
     return means_rows(source, frame, window_ms)
 
 
+def candle_rows(source: str, candles: pd.DataFrame) -> pd.DataFrame:
+    """Output rows of candles (columns CANDLE_KEY and PARTIAL_NAMES): OHLC from partials."""
+    starts = candles["start"].to_numpy(dtype=np.int64)
+    return _frame(
+        CANDLE,
+        {
+            "symbol": candles["symbol"].to_numpy(dtype=object),
+            "source": source,
+            "window_start_ms": starts,
+            "window_end_ms": starts + candles["interval_ms"].to_numpy(dtype=np.int64),
+            "tick_count": candles["tick_count"].to_numpy(),
+            "min_price": candles["min_price"].to_numpy(),
+            "max_price": candles["max_price"].to_numpy(),
+            "first_price": candles["first_price"].to_numpy(),
+            "last_price": candles["last_price"].to_numpy(),
+            "last_event_ms": candles["last_ms"].to_numpy(),
+        },
+        len(candles),
+    )
+
+
+def batch_candles(ticks: pd.DataFrame, intervals_ms: Sequence[int]) -> pd.DataFrame:
+    """Partials of every candle the ticks fall in, at each interval (columns CANDLE_KEY ...).
+
+    A candle is a window as long as its slide: the one window rule, so the stream and the
+    repair build the same candles.
+    """
+    frames = [
+        batch_partials(ticks, ms, ms, by=["symbol"]).reset_index().assign(interval_ms=ms)
+        for ms in intervals_ms
+    ]
+    return pd.concat(frames, ignore_index=True)[[*CANDLE_KEY, *PARTIAL_NAMES]]
+
+
 def to_arrow(frame: pd.DataFrame) -> bytes:
     """A frame as Arrow IPC bytes: how a bucket keeps a table in one state value."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
@@ -222,13 +262,18 @@ def from_arrow(blob: bytes) -> pd.DataFrame:
 class WindowedMeans(StatefulProcessor):
     """Grouped by source and bucket of coins: ticks pass, windows fold into state, emitted."""
 
-    def __init__(self, window_s: int, slide_s: int) -> None:
+    def __init__(
+        self, window_s: int, slide_s: int, candle_intervals_ms: Sequence[int] = ()
+    ) -> None:
         self.window_ms, self.slide_ms = window_s * 1000, slide_s * 1000
+        self.candle_intervals_ms = tuple(candle_intervals_ms)
 
     def init(self, handle: StatefulProcessorHandle) -> None:
         self.handle = handle
         # Window start -> the bucket's coins' partials of that window (an Arrow table).
         self.windows = handle.getMapState("windows", "start_ms long", "partials binary")
+        # The bucket's open candles, every interval (an Arrow table): few rows per coin.
+        self.candles = handle.getValueState("candles", "partials binary")
         # Slide start -> (coin, event time) of the ticks seen in it (an Arrow table).
         self.identities = handle.getMapState("identities", "slide_start_ms long", "ticks binary")
         self.timers: set[int] = set()  # the current bucket's, read afresh for each batch
@@ -263,6 +308,25 @@ class WindowedMeans(StatefulProcessor):
         # late ticks alone must not make an older window the latest.
         current = current_window_keys(known, set(ticks["symbol"]))
         yield means_rows(source, known[changed | keys.isin(current)], self.window_ms)
+        if self.candle_intervals_ms:
+            yield candle_rows(source, self._fold_candles(ticks))
+
+    def _fold_candles(self, ticks: pd.DataFrame) -> pd.DataFrame:
+        """Fold the ticks into the bucket's open candles; return the candles they changed."""
+        new = batch_candles(ticks, self.candle_intervals_ms)
+        stored = self._stored_candles()
+        known = new if stored.empty else merge_partials(stored, new, CANDLE_KEY)
+        self.candles.update((to_arrow(known),))
+        for end in set((new["start"] + new["interval_ms"]).tolist()):
+            self._expire_at(int(end))
+        keys = pd.MultiIndex.from_frame(known[CANDLE_KEY])
+        return known[keys.isin(pd.MultiIndex.from_frame(new[CANDLE_KEY]))]
+
+    def _stored_candles(self) -> pd.DataFrame:
+        stored = self.candles.get() if self.candles.exists() else None
+        if stored is None:
+            return pd.DataFrame(columns=[*CANDLE_KEY, *PARTIAL_NAMES])
+        return from_arrow(stored[0])
 
     def _stored_windows(self) -> pd.DataFrame:
         tables = [from_arrow(blob) for _start, (blob,) in self.windows.iterator()]
@@ -311,14 +375,21 @@ class WindowedMeans(StatefulProcessor):
     ) -> Iterator[pd.DataFrame]:
         """The watermark passed a slide boundary: drop what no tick can reach any more.
 
-        That is the windows ending there (final in Cassandra) and the identities of the
-        slides before it.
+        That is the windows ending there (final in Cassandra), the identities of the slides
+        before it and the candles ended by then.
         """
         boundary = expiredTimerInfo.getExpiryTimeInMs()
         self.windows.removeKey((boundary - self.window_ms,))
         for (slide,) in list(self.identities.keys()):
             if slide + self.slide_ms <= boundary:
                 self.identities.removeKey((slide,))
+        candles = self._stored_candles()
+        open_ = candles[candles["start"] + candles["interval_ms"] > boundary]
+        if len(open_) < len(candles):
+            if open_.empty:
+                self.candles.clear()
+            else:
+                self.candles.update((to_arrow(open_),))
         return iter([])
 
     def close(self) -> None:

@@ -15,6 +15,8 @@ from typing import Any
 
 from cassandra.cluster import Session
 
+from crypto_platform.candles import periods_between
+
 PAGE = 5000
 MIB = 1 << 20
 
@@ -102,6 +104,29 @@ def aggregate_windows(
     statement.fetch_size = PAGE
     for row in session.execute(statement, (symbol, source, window_seconds, day)):
         yield row._asdict()
+
+
+def candles(
+    session: Session,
+    keyspace: str,
+    series: tuple[str, str],
+    interval: str,
+    since_ms: int,
+    until_ms: int,
+) -> Iterator[dict[str, Any]]:
+    """One coin and source's candles starting in `[since_ms, until_ms)`, newest first.
+
+    Reads only the partitions (`periods_between`) the range touches; `start` in ms.
+    """
+    statement = session.prepare(
+        f"SELECT * FROM {keyspace}.candles WHERE symbol = ? AND source = ? AND interval = ? "
+        "AND period = ? AND start >= ? AND start < ?"
+    )
+    statement.fetch_size = PAGE
+    for period in periods_between(interval, since_ms, until_ms):
+        values = (*series, interval, period, _utc(since_ms), _utc(until_ms))
+        for row in session.execute(statement, values):
+            yield {**row._asdict(), "start": _ms(row.start)}
 
 
 def newest_ingest_ms(session: Session, keyspace: str) -> int | None:
