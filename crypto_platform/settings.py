@@ -361,6 +361,13 @@ class Settings(BaseSettings):
 
     _check_symbols = field_validator("symbols", mode="before")(parse_symbols)
 
+    @field_validator("candle_intervals")
+    @classmethod
+    def _day_candles_need_hours(cls, value: list[str]) -> list[str]:
+        if "1d" in value and "1h" not in value:
+            raise ValueError("1d candles are repaired from the 1h ones: list 1h too")
+        return value
+
     @field_validator("kafka_bootstrap_servers")
     @classmethod
     def _check_bootstrap(cls, value: str) -> str:

@@ -20,7 +20,9 @@ from crypto_platform_tests.spark_helpers import (
     count_rows,
     deterministic_ticks,
     publish,
+    reference_candles,
     reference_windows,
+    stored_candles,
     stored_windows,
 )
 from crypto_platform_tests.streaming_helpers import sink_until_idle, stored_count
@@ -45,6 +47,7 @@ def test_late_ticks_reach_every_window_and_table_through_the_repair(
     ticks = on_time + late
     assert totals.dropped_late_rows == len(late) and stored_count(s) == len(ticks)
     assert count_rows(s, "prices_by_symbol") == len(on_time)  # the late ones missed Cassandra
+    assert stored_candles(s, ticks) == reference_candles(on_time)  # and the candles
 
     # The automation: the hour the sink recorded is repaired once its windows are final.
     with dg.instance_for_test() as instance:
@@ -65,6 +68,8 @@ def test_late_ticks_reach_every_window_and_table_through_the_repair(
     assert repaired.success
     assert count_rows(s, "prices_by_symbol") == len(ticks)
     assert_matches(stored_windows(s, ticks), reference_windows(ticks))
+    # Every candle holding a late tick, the day's too, now counts it.
+    assert stored_candles(s, ticks) == reference_candles(ticks)
 
     # By hand, over the hour before too (windows that began there): the same rows again.
     result = run_cli(s, "repair", "--since", "2026-01-05T11:00", "--until", "2026-01-05T13:00")
@@ -77,3 +82,4 @@ def test_late_ticks_reach_every_window_and_table_through_the_repair(
     assert again.ticks_written == len(ticks) and again.windows_written == summary["windows_written"]
     assert count_rows(s, "prices_by_symbol") == len(ticks)
     assert_matches(stored_windows(s, ticks), reference_windows(ticks))
+    assert stored_candles(s, ticks) == reference_candles(ticks)

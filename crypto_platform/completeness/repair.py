@@ -2,13 +2,15 @@
 
 Late ticks (behind Spark's watermark), backfilled spans and replayed dead letters reach
 MongoDB but not the streaming job's windows. A repair reads the span's ticks from MongoDB
-(range reads of the `event_time` index), recomputes every window that overlaps the
-span, per coin and source, with the streaming job's own window math (`batch_partials`,
-`window_rows`), and writes the ticks, the windows and, where newer, `latest_*` through the
-streaming job's own writer. Running it twice writes the same rows: upserts by primary key.
+(range reads of the `event_time` index), recomputes every window and candle that overlaps
+the span, per coin and source, with the streaming job's own math (`batch_partials`,
+`window_rows`, `batch_candles`), and writes the ticks, the windows, the candles and, where
+newer, `latest_*` through the streaming job's own writer. Running it twice writes the same
+rows: upserts by primary key.
 
 The span is walked an hour of window starts at a time, so memory holds one hour of ticks
-(plus a window's length), whatever the span.
+(plus a window's length), whatever the span. An hour the span touches is read whole, as
+its candles need every tick of it; a day's candle is then rebuilt from its 24 hourly ones.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ import numpy as np
 import pandas as pd
 from pymongo.collection import Collection
 
+from crypto_platform.candles import INTERVALS
 from crypto_platform.settings import Settings
 from crypto_platform.spark.cassandra_writer import (
+    CANDLE_VALUES,
     TICK_VALUES,
     WINDOW_VALUES,
     CassandraTarget,
@@ -36,14 +40,21 @@ from crypto_platform.spark.cassandra_writer import (
     session_for,
     write_rows,
 )
-from crypto_platform.spark.windowed_means import batch_partials, current_window, window_rows
-from crypto_platform.storage import mongo
+from crypto_platform.spark.windowed_means import (
+    batch_candles,
+    batch_partials,
+    candle_rows,
+    current_window,
+    window_rows,
+)
+from crypto_platform.storage import cassandra_queries, mongo
 
 log = logging.getLogger(__name__)
 
 __all__ = ["RepairStats", "repair"]
 
 HOUR_MS = 3_600_000
+DAY_MS = INTERVALS["1d"]
 Series = tuple[str, str]  # (symbol, source): one coin's windows from one source
 # Tick fields read from MongoDB: what the Cassandra tables hold (TICK_VALUES less `day`).
 TICK_FIELDS = [name for name in TICK_VALUES if name != "day"]
@@ -59,6 +70,7 @@ class RepairStats:
     ticks_read: int = 0
     ticks_written: int = 0
     windows_written: int = 0
+    candles_written: int = 0
     hours: set[int] = field(default_factory=set)  # hour starts (ms) of the rows rewritten
     seconds: float = 0.0
 
@@ -71,6 +83,7 @@ class RepairStats:
             "ticks_read": self.ticks_read,
             "ticks_written": self.ticks_written,
             "windows_written": self.windows_written,
+            "candles_written": self.candles_written,
             "hours": sorted(self.hours),
             "seconds": round(self.seconds, 3),
             "ticks_per_s": round(rate, 1),
@@ -96,23 +109,92 @@ def repair(
     try:
         prices = mongo.prices_collection(client, settings)
         seen: set[str] = set()
+        days: set[tuple[Series, int]] = set()  # whose day candle to rebuild
         for first, last in _hours_of_starts(since_ms - window_ms, until_ms):
-            by_series = _ticks(prices, symbols, first, last + window_ms)
+            hour = _candle_hour(settings, first, stats)
+            read_from, read_until = first, last + window_ms
+            if hour is not None:  # the whole hour, for its candles
+                read_from, read_until = hour, max(read_until, hour + HOUR_MS)
+            by_series = _ticks(prices, symbols, read_from, read_until)
             for series, ticks in sorted(by_series.items()):
                 seen.add(series[0])
                 stats.ticks_read += len(ticks)
                 written = _rewrite(settings, target, series, ticks, (first, last), stats)
+                candles = _rewrite_candles(settings, target, series, ticks, hour, stats)
+                if candles and hour is not None and "1d" in settings.candle_intervals:
+                    days.add((series, hour - hour % DAY_MS))
                 if written:
                     progress(
                         f"repair {series[0]} ({series[1]}) {_iso(first)}: {written[0]} ticks, "
-                        f"{written[1]} windows ({stats.ticks_read / _elapsed(started):.0f} ticks/s)"
+                        f"{written[1]} windows, {candles} candles "
+                        f"({stats.ticks_read / _elapsed(started):.0f} ticks/s)"
                     )
+        for series, day in sorted(days):
+            stats.candles_written += _rewrite_day_candle(target, series, day)
         stats.symbols = sorted(seen)
     finally:
         client.close()
         close_sessions()
     stats.seconds = _elapsed(started)
     return stats
+
+
+def _candle_hour(settings: Settings, first_ms: int, stats: RepairStats) -> int | None:
+    """The hour holding `first_ms` if its candles are to be rebuilt: kept and in the span."""
+    hour = first_ms - first_ms % HOUR_MS
+    kept = set(settings.candle_intervals) - {"1d"}
+    return hour if kept and stats.since_ms < hour + HOUR_MS else None
+
+
+def _rewrite_candles(
+    settings: Settings,
+    target: CassandraTarget,
+    series: Series,
+    ticks: list[dict[str, Any]],
+    hour: int | None,
+    stats: RepairStats,
+) -> int:
+    """Rebuild the hour's candles (below a day) that overlap the span; return how many."""
+    if hour is None:
+        return 0
+    own = [t for t in ticks if hour <= t["event_time_ms"] < hour + HOUR_MS]
+    intervals = [INTERVALS[i] for i in settings.candle_intervals if i != "1d"]
+    if not own or not intervals:
+        return 0
+    frame = pd.DataFrame({name: [t[name] for t in own] for name in ("event_time_ms", "price")})
+    candles = batch_candles(frame.assign(symbol=series[0]), intervals)
+    ends = candles["start"] + candles["interval_ms"]
+    candles = candles[(ends > stats.since_ms) & (candles["start"] < stats.until_ms)]
+    write_rows(target, candles=_candle_columns(candle_rows(series[1], candles)))
+    stats.candles_written += len(candles)
+    stats.hours.add(hour)
+    return len(candles)
+
+
+def _rewrite_day_candle(target: CassandraTarget, series: Series, day_ms: int) -> int:
+    """A day's candle from its hourly candles (24 rows, not a day of ticks): 1 or 0 written."""
+    hours = list(
+        cassandra_queries.candles(
+            session_for(target), target.keyspace, series, "1h", day_ms, day_ms + DAY_MS
+        )
+    )
+    if not hours:
+        return 0
+    hours.sort(key=lambda row: row["start"])
+    day: Columns = {
+        "symbol": [series[0]],
+        "source": [series[1]],
+        "window_start_ms": [day_ms],
+        "window_end_ms": [day_ms + DAY_MS],
+        "first_price": [hours[0]["open"]],
+        "max_price": [max(row["high"] for row in hours)],
+        "min_price": [min(row["low"] for row in hours)],
+        "last_price": [hours[-1]["close"]],
+        "tick_count": [sum(row["tick_count"] for row in hours)],
+        "last_event_ms": [hours[-1]["last_event_ms"]],
+    }
+    write_rows(target, candles=day)
+    return 1
 
 
 def _hours_of_starts(first_ms: int, until_ms: int) -> Iterator[tuple[int, int]]:
@@ -199,6 +281,10 @@ def _tick_columns(ticks: list[dict[str, Any]]) -> Columns:
     columns = {name: [t.get(name) for t in ticks] for name in TICK_FIELDS}
     columns["day"] = [day_of(t["event_time_ms"]) for t in ticks]
     return {name: columns[name] for name in TICK_VALUES}
+
+
+def _candle_columns(candles: pd.DataFrame) -> Columns:
+    return {name: _values(candles[name]) for name in CANDLE_VALUES}
 
 
 def _window_columns(windows: pd.DataFrame) -> Columns:

@@ -116,7 +116,7 @@ def candles(
 ) -> Iterator[dict[str, Any]]:
     """One coin and source's candles starting in `[since_ms, until_ms)`, newest first.
 
-    Reads only the partitions (`periods_between`) the range touches; `start` in ms.
+    Reads only the partitions (`periods_between`) the range touches; times in ms.
     """
     statement = session.prepare(
         f"SELECT * FROM {keyspace}.candles WHERE symbol = ? AND source = ? AND interval = ? "
@@ -126,7 +126,12 @@ def candles(
     for period in periods_between(interval, since_ms, until_ms):
         values = (*series, interval, period, _utc(since_ms), _utc(until_ms))
         for row in session.execute(statement, values):
-            yield {**row._asdict(), "start": _ms(row.start)}
+            last = row.last_event_time
+            yield {
+                **row._asdict(),
+                "start": _ms(row.start),
+                "last_event_ms": _ms(last) if last else None,
+            }
 
 
 def newest_ingest_ms(session: Session, keyspace: str) -> int | None:

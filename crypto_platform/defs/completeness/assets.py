@@ -71,6 +71,7 @@ def repaired_hours(
         metadata={
             "ticks_written": stats.ticks_written,
             "windows_written": stats.windows_written,
+            "candles_written": stats.candles_written,
             "ticks_per_s": summary["ticks_per_s"],
             "seconds": summary["seconds"],
             "symbols": ", ".join(stats.symbols),

@@ -108,6 +108,7 @@ def repair_gap(
             "ticks_stored": stored,
             "ticks_written": stats.ticks_written,
             "windows_written": stats.windows_written,
+            "candles_written": stats.candles_written,
             "hours": ", ".join(hour_key(hour) for hour in sorted(stats.hours)),
             "backfill": dg.MetadataValue.json(filled.summary()),
         },
