@@ -179,7 +179,7 @@ class FakeKlines:
     request, as if all fell in one minute).
     """
 
-    STEPS: ClassVar[dict[str, int]] = {"1s": 1_000, "1m": 60_000}
+    STEPS: ClassVar[dict[str, int]] = {"1s": 1_000, "1m": 60_000, "5m": 300_000}
 
     def __init__(
         self,
@@ -208,9 +208,13 @@ class FakeKlines:
         return Reply(body=[self.kline(query["symbol"], at, step) for at in opens], headers=headers)
 
     def kline(self, market: str, open_ms: int, step: int) -> list:
+        """One trade a second at the price path: a 1-s kline is that trade, a longer one
+        aggregates its seconds (open the first, close the last), as Binance's do."""
         close_ms = open_ms + step - 1
-        price = f"{self.close(market, close_ms):.8f}"
-        return [open_ms, price, price, price, price, "1.5", close_ms, "9.0", 3, "0.7", "4.2", "0"]
+        trades = [self.close(market, at) for at in range(open_ms + 999, close_ms + 1, 1_000)]
+        ohlc = (trades[0], max(trades), min(trades), trades[-1])
+        prices = [f"{price:.8f}" for price in ohlc]
+        return [open_ms, *prices, "1.5", close_ms, "9.0", 3, "0.7", "4.2", "0"]
 
 
 class FakeCoinHistory:

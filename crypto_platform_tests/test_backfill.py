@@ -7,15 +7,17 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pytest
+import requests
 from pydantic import SecretStr
 
+from crypto_platform.candles import INTERVALS
 from crypto_platform.completeness.backfill import backfill
 from crypto_platform.completeness.history.binance import KLINES
 from crypto_platform.completeness.history.simulated import SimulatedHistory
 from crypto_platform.completeness.history.weight import WeightBudget
 from crypto_platform.completeness.ledger import find_gaps
 from crypto_platform.settings import Settings
-from crypto_platform.storage import mongo
+from crypto_platform.storage import cassandra, cassandra_queries, mongo
 from crypto_platform.ticks import Tick, now_ms
 from crypto_platform_tests.conftest import run_cli
 from crypto_platform_tests.fake_internet import (
@@ -119,6 +121,50 @@ def test_binance_gap_is_filled_from_klines_within_the_weight_budget_and_only_onc
     assert summary["message"] == "nothing to backfill: 1 gap in the span, none open (1 repaired)"
     assert summary["sent"] == 0 and "then" not in summary
     assert len(api.hits(KLINES)) == 4 and topic_size(settings, settings.kafka_topic) == size
+
+
+def test_candles_of_a_backfilled_span_agree_with_binance_klines(
+    settings: Settings, api: FakeApi
+) -> None:
+    settings = settings.model_copy(update={"binance_base_url": api.url})
+    now = now_ms()
+    t0 = now - now % (5 * MINUTE_MS) - 30 * MINUTE_MS
+    hole = (t0 + 5 * MINUTE_MS, t0 + 15 * MINUTE_MS)  # ten 1-minute, two 5-minute candles
+    end = t0 + 20 * MINUTE_MS
+    store(
+        settings,
+        [tick for times in around(t0, hole, end) for tick in live("binance", "BTC", times)],
+    )
+    api.answer(KLINES, FakeKlines(kline_close, intervals=("1s", "1m", "5m")))
+    backfill(settings, t0, end, ["BTC"])
+    sink_until_idle(settings)
+
+    # Behind the watermark, backfilled ticks reach Cassandra through the repair.
+    repaired = run_cli(settings, "repair", "--since", iso(hole[0]), "--until", iso(hole[1]))
+
+    assert repaired.returncode == 0, repaired.stderr
+    cluster, session = cassandra.connect(settings)
+    try:
+        for interval in ("1m", "5m"):
+            answer = requests.get(
+                api.url + KLINES,
+                params={"symbol": "BTCUSDT", "interval": interval, "startTime": hole[0],
+                        "endTime": hole[1] - INTERVALS[interval]},
+                timeout=5,
+            ).json()  # fmt: skip
+            klines = {kline[0]: tuple(float(price) for price in kline[1:5]) for kline in answer}
+            candles = list(
+                cassandra_queries.candles(
+                    session, settings.cassandra_keyspace, ("BTC", "binance"), interval, *hole
+                )
+            )
+            stored = {row["start"]: (row["open"], row["high"], row["low"], row["close"])
+                      for row in candles}  # fmt: skip
+            assert len(klines) == (hole[1] - hole[0]) // INTERVALS[interval]
+            assert stored == klines, interval
+            assert {row["tick_count"] for row in candles} == {INTERVALS[interval] // SECOND_MS}
+    finally:
+        cluster.shutdown()
 
 
 def coin_price(timestamp_s: int) -> float | None:
