@@ -359,6 +359,12 @@ def aggregate(ctx: click.Context, available_now: bool) -> None:
     "`crypto-platform dev` (results in latest[-quick]-repair.*).",
 )
 @click.option(
+    "--candles-only",
+    is_flag=True,
+    help="Only candles_extra_cost: Spark's catch-up with candles over without, over the same "
+    "ticks (results in latest[-quick]-candles.*).",
+)
+@click.option(
     "--soak", "soak_minutes", type=click.IntRange(min=2), metavar="MINUTES",
     help="Only the soak: the whole pipeline at 1,000 ticks/s for MINUTES, figures per minute "
     "and whether they stay flat (results in soak.json, soak.md; exit 1 if not flat).",
@@ -379,6 +385,7 @@ def bench(
     api_only: bool,
     spark_only: bool,
     repair_only: bool,
+    candles_only: bool,
     soak_minutes: int | None,
     scale: bool,
 ) -> None:
@@ -386,10 +393,13 @@ def bench(
     from crypto_platform.bench.report import summarise, write
     from crypto_platform.bench.runner import Part, run_benchmark
 
-    chosen: dict[Part, bool] = {"api": api_only, "spark": spark_only, "repair": repair_only}
+    chosen: dict[Part, bool] = {
+        "api": api_only, "spark": spark_only, "repair": repair_only, "candles": candles_only,
+    }  # fmt: skip
     parts = [name for name, on in chosen.items() if on]
     if len(parts) > 1:
-        raise click.UsageError("--api-only, --spark-only and --repair-only exclude each other")
+        raise click.UsageError("--api-only, --spark-only, --repair-only and --candles-only "
+                               "exclude each other")  # fmt: skip
     if scale:
         if parts or soak_minutes is not None:
             raise click.UsageError("--scale runs alone (--quick for the smaller sizes)")

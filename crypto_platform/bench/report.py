@@ -30,6 +30,7 @@ TARGETS = {
     "push_p99_ms": ("<", 1000.0),
     "repair_ratio": (">=", 0.7),
     "gap_repair_s": ("<", 120.0),
+    "candles_extra_cost": (">=", 0.9),
 }
 # Where each headline figure sits in the results (a run of the API part alone has only those).
 HEADLINES: dict[str, Callable[[dict[str, Any]], float]] = {
@@ -51,6 +52,7 @@ HEADLINES: dict[str, Callable[[dict[str, Any]], float]] = {
     "repair_rows_per_s": lambda r: r["repair"]["ours_per_s"],
     "repair_ratio": lambda r: r["repair"]["ratio"],
     "gap_repair_s": lambda r: r["gap_repair"]["seconds"],
+    "candles_extra_cost": lambda r: r["candles"]["ratio"],
 }
 PACKAGES = (
     "kafka-python",
@@ -133,6 +135,14 @@ def markdown(summary: dict[str, Any]) -> str:
             f"{g['ticks_backfilled']:,} ticks backfilled; windows over them wrong: "
             f"{g['windows_wrong']} of {g['windows_checked']}) | {g['seconds']} | - | - | "
             f"< 120: {ok['gap_repair_s']} |"
+        )
+    if "candles" in d:
+        c = d["candles"]
+        lines.append(
+            f"| Spark catch-up with candles (1m, 5m, 1h, 1d), rows/s ({c['ticks']:,} ticks, "
+            f"{c['symbols']} coins, best of {c['rounds']}) | {c['with_rows_per_s']:,} | "
+            f"{c['without_rows_per_s']:,} (the same pass without candles) | {c['ratio']} | "
+            f">= 0.9: {ok['candles_extra_cost']} |"
         )
     if "spark" in d:
         lines += _phase_table(d["spark"])
@@ -243,16 +253,14 @@ def _api_rows(a: dict[str, Any], ok: dict[str, str]) -> list[str]:
 def write(summary: dict[str, Any], directory: Path) -> tuple[Path, Path]:
     """`<stamp>[-quick][-api].json/.md` and `latest[-quick][-api].json/.md` under `directory`.
 
-    A run of the Spark, API or repair part alone is `-spark`, `-api` or `-repair`, so it
-    never replaces a whole run's results.
+    A run of one part alone is `-spark`, `-api`, `-repair` or `-candles`, so it never
+    replaces a whole run's results.
     """
     directory.mkdir(parents=True, exist_ok=True)
     details = summary["details"]
-    part = next(
-        (f"-{name}" for name in ("spark", "api", "repair") if name in details and "producer"
-         not in details),
-        "",
-    )  # fmt: skip
+    parts = ("spark", "api", "repair", "candles")
+    alone = "producer" not in details
+    part = next((f"-{name}" for name in parts if name in details and alone), "")
     kind = ("-quick" if summary["quick"] else "") + part
     stamp = summary["generated_at"].replace(":", "").replace("+0000", "Z")
     text = json.dumps(summary, indent=2, default=str)

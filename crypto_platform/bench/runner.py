@@ -41,7 +41,7 @@ QUICK = Sizes(
 # did not hand out the first 200,000 of a 1,000,000-message one within 15 minutes.
 FULL = Sizes(200_000, 200_000, 30, 300_000, 60, 50_000)
 
-Part = Literal["spark", "api", "repair"]
+Part = Literal["spark", "api", "repair", "candles"]
 
 
 def run_benchmark(
@@ -69,6 +69,8 @@ def _measure(
         results |= _measure_api(settings, sizes, say)
     if only in (None, "repair"):
         results |= _measure_repair(settings, sizes, say)
+    if only in (None, "candles"):
+        results |= _measure_candles(settings, sizes, say)
     return results
 
 
@@ -136,6 +138,24 @@ def _measure_spark(
     finally:
         spark.stop()
     return results
+
+
+def _measure_candles(
+    settings: Settings, sizes: Sizes, say: Callable[[str], None]
+) -> dict[str, Any]:
+    """The one pass's catch-up with candles (1m, 5m, 1h, 1d) over without, 100 coins."""
+    from crypto_platform.spark.session import spark_session
+
+    count = sizes.spark_ticks // 2
+    name = f"Spark catch-up with candles and without, {count:,} ticks of 100 coins, twice each"
+    spark = spark_session(settings.model_copy(update={"spark_master": "local[2]"}), "bench")
+    try:
+        _step(say, settings, "Spark warm-up (2,000 ticks)",
+              lambda: spark_bench.warm_up(spark, settings, symbols(3)))  # fmt: skip
+        measured = partial(spark_bench.candles_extra_cost, spark, settings, count, symbols(100))
+        return {"candles": _step(say, settings, name, measured)}
+    finally:
+        spark.stop()
 
 
 def _measure_api(settings: Settings, sizes: Sizes, say: Callable[[str], None]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from crypto_platform.bench.fixtures import (
     simulated_stream,
 )
 from crypto_platform.bench.write_times import wait_for_rows, write_latencies_ms
+from crypto_platform.candles import INTERVAL_NAMES
 from crypto_platform.settings import Settings
 from crypto_platform.sources.simulated import SimulatedSource
 from crypto_platform.spark.job import QueryTotals, run_aggregation
@@ -86,6 +87,34 @@ def catch_up_beside_bare(
         "prefill_s": round(prefill_s, 2),
         "bare": bare,
         "ratio": round(ours["rows_per_s"] / bare["combined_per_s"], 3),
+    }
+
+
+def candles_extra_cost(
+    spark: SparkSession, settings: Settings, count: int, symbol_list: list[str], rounds: int = 2
+) -> dict[str, Any]:
+    """The one pass's catch-up with candles over without, over the same ticks in Kafka.
+
+    Each run writes a keyspace and checkpoint of its own; the two alternate, `rounds` times
+    each, and the best of each counts (so neither pays the other's warm-up). 1.0: candles
+    cost nothing.
+    """
+    ticks, _ = _prefilled(settings, count, symbol_list)
+    best: dict[str, int] = {}
+    for _round in range(rounds):
+        for label, intervals in (("without", []), ("with", list(INTERVAL_NAMES))):
+            own = fresh(settings, f"candles_{label}").model_copy(
+                update={"kafka_topic": ticks.kafka_topic, "candle_intervals": intervals}
+            )
+            rows_per_s = _catch_up(spark, own, count)["rows_per_s"]
+            best[label] = max(best.get(label, 0), rows_per_s)
+    return {
+        "ticks": count,
+        "symbols": len(symbol_list),
+        "rounds": rounds,
+        "with_rows_per_s": best["with"],
+        "without_rows_per_s": best["without"],
+        "ratio": round(best["with"] / best["without"], 3),
     }
 
 
