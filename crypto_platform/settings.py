@@ -334,6 +334,26 @@ class Settings(BaseSettings):
         100, description="The `dlq_growth` check warns at this many dead letters in an hour."
     )
 
+    # The alert rules and where their alerts go (see alerts/ and docs/alerts.md).
+    alert_rules_file: Path | None = Field(
+        None,
+        description="The alert rules (YAML, see docs/alerts.md), read when the Dagster "
+        "definitions load; a mistake is refused in one line (unset: no alerts).",
+    )
+    alert_webhook_url: SecretStr | None = Field(
+        None,
+        description="Where each alert is POSTed as JSON; its URL may hold a token, so it is "
+        "never shown (unset: alerts are recorded, not sent).",
+    )
+    alert_webhook_timeout_s: Annotated[float, Field(gt=0)] = Field(
+        5.0, description="How long one webhook request may take, in s."
+    )
+    alert_webhook_attempts: Annotated[int, Field(ge=1)] = Field(
+        3,
+        description="Webhook attempts per alert and evaluation, with jittered backoff; an alert "
+        "not delivered is sent again at the next evaluation (after Retry-After, if given).",
+    )
+
     api_host: str = Field("127.0.0.1", description="Address `crypto-platform api` listens on.")
     api_port: Annotated[int, Field(ge=1, le=65535)] = Field(
         8000, description="Port `crypto-platform api` listens on."
