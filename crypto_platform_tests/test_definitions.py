@@ -41,6 +41,7 @@ GRAPH = {
     "mongo/settled_hours": ("streams", {"mongodb"}, {"mongo/prices"}),
     "cassandra/prices_by_symbol": ("analytics", {"spark", "cassandra"}, {"kafka/crypto_prices"}),
     "cassandra/latest_prices": ("analytics", {"spark", "cassandra"}, {"kafka/crypto_prices"}),
+    "cassandra/candles": ("analytics", {"spark", "cassandra"}, {"kafka/crypto_prices"}),
     "cassandra/aggregates_by_symbol": (
         "analytics", {"spark", "cassandra"}, {"kafka/crypto_prices"}
     ),
@@ -58,7 +59,7 @@ GRAPH = {
         "reports",
         {"mongodb", "cassandra", "python"},
         {"mongo/prices", "cassandra/prices_by_symbol", "cassandra/latest_prices",
-         "cassandra/aggregates_by_symbol", "cassandra/latest_aggregates"},
+         "cassandra/aggregates_by_symbol", "cassandra/latest_aggregates", "cassandra/candles"},
     ),
     "reports/throughput_report": (
         "reports",
@@ -121,7 +122,13 @@ def test_checks_are_the_documented_ones_and_only_the_hours_check_blocks() -> Non
 
 CASSANDRA_TABLES = {
     f"cassandra/{table}"
-    for table in ("prices_by_symbol", "latest_prices", "aggregates_by_symbol", "latest_aggregates")
+    for table in (
+        "prices_by_symbol",
+        "latest_prices",
+        "aggregates_by_symbol",
+        "latest_aggregates",
+        "candles",
+    )
 }
 
 

@@ -44,6 +44,7 @@ CASSANDRA_AGGREGATES_BY_SYMBOL = dg.AssetKey(["cassandra", "aggregates_by_symbol
 CASSANDRA_LATEST_AGGREGATES = dg.AssetKey(["cassandra", "latest_aggregates"])
 CASSANDRA_PRICES_BY_SYMBOL = dg.AssetKey(["cassandra", "prices_by_symbol"])
 CASSANDRA_LATEST_PRICES = dg.AssetKey(["cassandra", "latest_prices"])
+CASSANDRA_CANDLES = dg.AssetKey(["cassandra", "candles"])
 
 
 def _spark_table(key: dg.AssetKey, description: str) -> dg.AssetSpec:
@@ -78,6 +79,11 @@ SPECS = [
     ),
     _spark_table(
         CASSANDRA_LATEST_PRICES, "Cassandra crypto.latest_prices: the latest tick of each symbol."
+    ),
+    _spark_table(
+        CASSANDRA_CANDLES,
+        "Cassandra crypto.candles: open, high, low, close and tick count per coin and source "
+        "at 1m, 5m, 1h and 1d (what /candles serves).",
     ),
 ]
 
@@ -155,7 +161,7 @@ def spark_aggregation(
 aggregate_prices = dg.define_asset_job(
     "aggregate_prices",
     selection=dg.AssetSelection.assets(spark_aggregation),
-    description="The Spark streaming job: Kafka to Cassandra prices and windowed means.",
+    description="The Spark streaming job: Kafka to Cassandra prices, windowed means and candles.",
     tags=STREAMING_TAGS,
     executor_def=dg.in_process_executor,
 )

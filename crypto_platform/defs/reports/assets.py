@@ -11,6 +11,7 @@ import dagster as dg
 
 from crypto_platform.defs.analytics.assets import (
     CASSANDRA_AGGREGATES_BY_SYMBOL,
+    CASSANDRA_CANDLES,
     CASSANDRA_LATEST_AGGREGATES,
     CASSANDRA_LATEST_PRICES,
     CASSANDRA_PRICES_BY_SYMBOL,
@@ -112,6 +113,7 @@ def _storage_tables(report: dict[str, Any]) -> dict[str, dg.MetadataValue]:
         CASSANDRA_LATEST_PRICES,
         CASSANDRA_AGGREGATES_BY_SYMBOL,
         CASSANDRA_LATEST_AGGREGATES,
+        CASSANDRA_CANDLES,
     ],
     automation_condition=EVERY_HOUR,
 )
