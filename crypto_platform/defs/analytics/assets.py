@@ -1,4 +1,4 @@
-"""The Spark aggregation as assets: the four Cassandra tables it writes.
+"""The Spark aggregation as assets: the Cassandra tables it writes.
 
 `cassandra/aggregates_by_symbol` and `cassandra/latest_aggregates` hold the windowed
 means; `cassandra/prices_by_symbol` and `cassandra/latest_prices` the raw ticks.
