@@ -6,9 +6,12 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crypto_platform.candles import INTERVALS, candle_start
 from crypto_platform.spark.windowed_means import (
+    CANDLE_KEY,
     PARTIAL_NAMES,
     WINDOW_KEY,
+    batch_candles,
     batch_partials,
     current_window,
     current_window_keys,
@@ -81,3 +84,56 @@ def test_each_coin_s_current_window_is_the_one_rule_s(rows: list[tuple[str, int,
         for symbol, group in table.groupby("symbol")
     }
     assert keys == expected
+
+
+# Ticks over three days, so every interval has candles that end and candles that go on.
+days_of_ticks = st.lists(
+    st.tuples(
+        st.sampled_from(["BTC", "ETH"]),
+        st.integers(0, 3 * INTERVALS["1d"]),
+        st.floats(1e-6, 1e7, allow_nan=False, allow_infinity=False),
+    ),
+    min_size=1,
+    max_size=80,
+    unique_by=lambda tick: (tick[0], tick[1]),
+)
+
+
+def candles(rows: list[tuple[str, int, float]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["symbol", "event_time_ms", "price"])
+    return batch_candles(frame, list(INTERVALS.values()))
+
+
+@patient
+@given(days_of_ticks, st.data())
+def test_candles_of_two_batches_merged_are_open_high_low_close_of_all_the_ticks(
+    rows: list[tuple[str, int, float]], data: st.DataObject
+) -> None:
+    cut = data.draw(st.integers(1, len(rows)))
+    earlier, later = rows[:cut], rows[cut:]
+
+    merged = (
+        merge_partials(candles(earlier), candles(later), CANDLE_KEY) if later else candles(rows)
+    )
+
+    members: dict[tuple[int, str, int], list[tuple[int, float]]] = {}
+    for symbol, moment, price in rows:
+        for name, length in INTERVALS.items():
+            key = (length, symbol, candle_start(moment, name))
+            members.setdefault(key, []).append((moment, price))
+    expected = {
+        key: (min(ticks)[1], max(p for _, p in ticks), min(p for _, p in ticks), max(ticks)[1],
+              len(ticks))
+        for key, ticks in members.items()
+    }  # fmt: skip
+    got = {
+        (row.interval_ms, row.symbol, row.start): (
+            row.first_price,
+            row.max_price,
+            row.min_price,
+            row.last_price,
+            row.tick_count,
+        )
+        for row in merged.itertuples()
+    }
+    assert got == expected
