@@ -4,10 +4,11 @@ One stateful processor (`transformWithStateInPandas`, event time) sees every tic
 bucket of coins from one source (a window never mixes sources: Binance's USDT quotes,
 Coinranking's USD prices and the simulator's are each averaged apart), drops the ones it
 has seen before, passes the rest on for the raw price tables, and folds them into the
-partial sums of each coin's windows that hold them. Each batch emits the windows it
-changed, whole (Update mode). Timers at slide boundaries remove what the watermark has
-passed: Spark drops ticks older than the watermark before they get here, so no later tick
-can reach a window that ended, nor repeat an identity from before it.
+partial sums of each coin's windows that hold them, and of its open candles (a candle is
+a window as long as its slide). Each batch emits the windows and candles it changed, whole
+(Update mode). Timers at slide boundaries remove what the watermark has passed: Spark
+drops ticks older than the watermark before they get here, so no later tick can reach a
+window that ended, nor repeat an identity from before it.
 
 Why buckets of coins, not one group per coin: Spark calls the processor once per group
 per batch, and each call pays its own state reads, writes and timer calls. With a group
@@ -260,7 +261,7 @@ def from_arrow(blob: bytes) -> pd.DataFrame:
 
 
 class WindowedMeans(StatefulProcessor):
-    """Grouped by source and bucket of coins: ticks pass, windows fold into state, emitted."""
+    """Per source and bucket of coins: ticks pass, windows and candles fold into state."""
 
     def __init__(
         self, window_s: int, slide_s: int, candle_intervals_ms: Sequence[int] = ()
