@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from crypto_platform.candles import INTERVALS, CandleInterval
 from crypto_platform.completeness.gaps import Gap
 
 
@@ -97,6 +98,37 @@ class Aggregate(BaseModel):
             window_seconds=row.window_seconds,
             tick_count=row.tick_count,
             updated_at=utc(row.updated_at) if row.updated_at else None,
+        )
+
+
+class Candle(BaseModel):
+    """Open, high, low and close of a coin's ticks from one source in [start, end)."""
+
+    symbol_coin: str
+    source: str = Field(description="The source whose ticks it holds (a candle never mixes).")
+    interval: CandleInterval
+    start: dt.datetime = Field(description="Its first moment (ISO 8601, UTC).")
+    end: dt.datetime = Field(description="Start plus the interval (not included).")
+    open: float
+    high: float
+    low: float
+    close: float = Field(description="The last price so far while the candle is open.")
+    tick_count: int
+
+    @classmethod
+    def from_row(cls, row: Any) -> Candle:
+        start = utc(row.start)
+        return cls(
+            symbol_coin=row.symbol,
+            source=row.source,
+            interval=row.interval,
+            start=start,
+            end=start + dt.timedelta(milliseconds=INTERVALS[row.interval]),
+            open=row.open,
+            high=row.high,
+            low=row.low,
+            close=row.close,
+            tick_count=row.tick_count,
         )
 
 

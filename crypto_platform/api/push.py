@@ -3,9 +3,12 @@
 Cassandra has no change feed the API can follow, so the poller reads the two `latest_*`
 tables (one small query each) every `POLL_S`; for each coin whose newest tick moved, it
 reads that coin's new ticks from `prices_by_symbol`, so each new price is sent, not only
-the last. It polls while someone listens and `RESUME_WINDOW_S` after the last one left,
-so a client that reconnects within that time resumes from its `Last-Event-ID` without a
-hole (event_log.py); after that nothing is read.
+the last, and the newest candles of the tick's source in the current partition of the
+shortest interval built (CRYPTO_CANDLE_INTERVALS: 1m by default), then and on the next
+poll, since Spark writes a batch's candles beside its ticks, not after them. It polls while
+someone listens and `RESUME_WINDOW_S` after the last one left, so a client that reconnects
+within that time resumes from its `Last-Event-ID` without a hole (event_log.py); after that
+nothing is read.
 """
 
 from __future__ import annotations
@@ -21,16 +24,19 @@ from fastapi.sse import ServerSentEvent
 
 from crypto_platform.api.errors import BackendUnavailable, TooManyStreams
 from crypto_platform.api.event_log import EventLog
-from crypto_platform.api.models import Aggregate, LatestPrice, PricePoint
+from crypto_platform.api.models import Aggregate, Candle, LatestPrice, PricePoint, utc
 from crypto_platform.api.observation import Observer
 from crypto_platform.api.pipeline import PipelineMeter
 from crypto_platform.api.reader import CassandraReader
+from crypto_platform.candles import INTERVALS, period_of
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.2
 PIPELINE_EVERY_S = 5.0
 MAX_NEW_TICKS = 500  # per coin and poll: a burst beyond this shows as its newest ticks
+# Per coin and poll, the newest candles read: the current one and the one it may just have closed.
+CANDLES_READ = 2
 QUEUE_SIZE = 2000  # per subscriber, and the events kept for a reconnect
 RESUME_WINDOW_S = 30.0
 ONE_MS = dt.timedelta(milliseconds=1)
@@ -56,6 +62,8 @@ class Broadcaster:
         self._log = EventLog(QUEUE_SIZE)
         self._queues: set[Queue] = set()
         self._task: asyncio.Task[None] | None = None
+        intervals = reader.settings.candle_intervals
+        self._interval: str | None = min(intervals, key=INTERVALS.__getitem__, default=None)
         self._idle_until = 0.0
         self._closed = False
 
@@ -107,13 +115,17 @@ class Broadcaster:
     async def _run(self) -> None:
         prices: dict[str, Any] = {}
         aggregates: dict[str, Any] = {}
+        candles: dict[tuple[str, str], list[Any]] = {}
+        settling: dict[str, Any] = {}  # coins whose tick moved on the poll before
         first = True
         loop = asyncio.get_running_loop()
         next_pipeline = loop.time()
         while not self._closed and (self._queues or loop.time() < self._idle_until):
             try:
-                await self._poll_prices(prices, announce=not first)
+                moved = await self._poll_prices(prices, announce=not first)
                 await self._poll_aggregates(aggregates, announce=not first)
+                await self._poll_candles({**settling, **moved}, candles, announce=not first)
+                settling = moved
                 first = False
                 if loop.time() >= next_pipeline:
                     next_pipeline = loop.time() + PIPELINE_EVERY_S
@@ -128,7 +140,9 @@ class Broadcaster:
                 log.exception("push: a poll failed; polling on")
             await asyncio.sleep(POLL_S)
 
-    async def _poll_prices(self, known: dict[str, Any], *, announce: bool) -> None:
+    async def _poll_prices(self, known: dict[str, Any], *, announce: bool) -> dict[str, Any]:
+        """Sends the new ticks; returns the newest tick of each coin that has moved."""
+        moved: dict[str, Any] = {}
         for row in await self.reader.latest_prices():
             before = known.get(row.symbol)
             if before is not None and (before.event_time, before.price) == (
@@ -147,6 +161,8 @@ class Broadcaster:
                 self._publish(_event("latestPrice", LatestPrice.from_row(row)))
             # Only once published: a failed read above retries the same ticks next poll.
             known[row.symbol] = row
+            moved[row.symbol] = row
+        return moved
 
     async def _poll_aggregates(self, known: dict[str, Any], *, announce: bool) -> None:
         for row in await self.reader.latest_aggregates():
@@ -156,6 +172,25 @@ class Broadcaster:
             known[row.symbol] = row
             if announce:
                 self._publish(_event("aggregate", Aggregate.from_row(row)))
+
+    async def _poll_candles(
+        self, ticks: dict[str, Any], known: dict[tuple[str, str], list[Any]], *, announce: bool
+    ) -> None:
+        """Sends the newest candles of each tick's coin and source that changed since read."""
+        if self._interval is None:
+            return
+        for tick in ticks.values():
+            moment = int(utc(tick.event_time).timestamp() * 1000)
+            period = period_of(self._interval, moment)
+            rows = await self.reader.newest_candles(
+                tick.symbol, tick.source, self._interval, period, CANDLES_READ
+            )
+            before = known.get((tick.symbol, tick.source), [])
+            known[(tick.symbol, tick.source)] = rows
+            if announce:
+                for row in reversed(rows):
+                    if row not in before:
+                        self._publish(_event("candle", Candle.from_row(row)))
 
 
 def _event(name: str, model: Any) -> ServerSentEvent:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +22,7 @@ from crypto_platform.api.errors import BackendUnavailable
 from crypto_platform.api.reasons import reason
 from crypto_platform.settings import Settings
 from crypto_platform.storage import cassandra
+from crypto_platform.ticks import SOURCES
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,7 @@ AGGREGATE = (
     "symbol, source, window_seconds, window_start, window_end, arithmetic_mean, geometric_mean, "
     "harmonic_mean, tick_count, updated_at"
 )
+CANDLE = "symbol, source, interval, start, open, high, low, close, tick_count"
 QUERIES = {
     "ready": "SELECT symbol FROM {ks}.latest_prices LIMIT 1",
     "latest_prices": f"SELECT {LATEST} FROM {{ks}}.latest_prices",
@@ -42,9 +45,16 @@ QUERIES = {
     "AND event_time >= ? AND event_time <= ? LIMIT ?",
     "aggregates": f"SELECT {AGGREGATE} FROM {{ks}}.aggregates_by_symbol WHERE symbol = ? "
     "AND source = ? AND window_seconds = ? AND day = ? AND window_start >= ? LIMIT ?",
+    "aggregates_at": f"SELECT {AGGREGATE} FROM {{ks}}.aggregates_by_symbol WHERE symbol = ? "
+    "AND source = ? AND window_seconds = ? AND day = ? AND window_start IN ? LIMIT ?",
+    "candles": f"SELECT {CANDLE} FROM {{ks}}.candles WHERE symbol = ? AND source = ? "
+    "AND interval = ? AND period = ? AND start >= ? AND start < ? LIMIT ?",
+    "newest_candles": f"SELECT {CANDLE} FROM {{ks}}.candles WHERE symbol = ? AND source = ? "
+    "AND interval = ? AND period = ? LIMIT ?",
 }
 FAILURES = (NoHostAvailable, DriverException, RequestExecutionException, OSError)
 RECONNECT_EVERY_S = 2.0
+DAY_S = 86_400
 TIMEOUT_S = 5.0
 
 
@@ -151,18 +161,71 @@ class CassandraReader:
         return found[::-1]
 
     async def aggregates(
-        self, symbol: str, source: str, since: dt.datetime, until: dt.datetime, limit: int
+        self,
+        symbol: str,
+        source: str,
+        since: dt.datetime,
+        until: dt.datetime,
+        limit: int,
+        every_s: int | None = None,
     ) -> list[Any]:
-        """A source's newest `limit` windows starting at or after `since`, oldest first."""
-        window_seconds = self.settings.aggregate_window_s
+        """A source's newest `limit` windows starting at or after `since`, oldest first.
+
+        With `every_s`, only those starting at its multiples (rounded up to a multiple of
+        the slide, where windows start): a long span thinned to as many points as a chart
+        shows, each read by its key rather than the whole day scanned.
+        """
+        s = self.settings
+        step = math.ceil(every_s / s.aggregate_slide_s) * s.aggregate_slide_s if every_s else 0
         found: list[Any] = []
         for day in _days_back(until, since):
             if len(found) >= limit:
                 break
-            found += await self.rows(
-                "aggregates", symbol, source, window_seconds, day, since, limit - len(found)
-            )
+            left = limit - len(found)
+            if step <= s.aggregate_slide_s:
+                found += await self.rows(
+                    "aggregates", symbol, source, s.aggregate_window_s, day, since, left
+                )
+            elif starts := window_starts(day, since, until, step)[:left]:
+                found += await self.rows(
+                    "aggregates_at", symbol, source, s.aggregate_window_s, day, starts, left
+                )
         return found[::-1]
+
+    async def candles(
+        self,
+        symbol: str,
+        interval: str,
+        periods: Sequence[str],
+        since: dt.datetime,
+        until: dt.datetime,
+        limit: int,
+        source: str | None = None,
+    ) -> list[Any]:
+        """The newest `limit` candles starting in [since, until), oldest first, one source's.
+
+        `periods` are the range's partitions, newest first (`candles.periods_between`); only
+        they are read. The source is `source`, else the first in `source_order` with
+        candles in the range: each is read until one has some.
+        """
+        order = source_order(self.settings.aggregate_source_priority)
+        for candidate in [source] if source else order:
+            found: list[Any] = []
+            for period in periods:
+                if len(found) >= limit:
+                    break
+                found += await self.rows(
+                    "candles", symbol, candidate, interval, period, since, until, limit - len(found)
+                )
+            if found:
+                return found[::-1]
+        return []
+
+    async def newest_candles(
+        self, symbol: str, source: str, interval: str, period: str, count: int
+    ) -> list[Any]:
+        """A coin and source's newest `count` candles of one partition, newest first."""
+        return await self.rows("newest_candles", symbol, source, interval, period, count)
 
 
 def chosen(rows: list[Any], priority: Sequence[str], window_s: int) -> Any | None:
@@ -177,8 +240,35 @@ def chosen(rows: list[Any], priority: Sequence[str], window_s: int) -> Any | Non
         return None
     newest = max(row.window_end for row in rows)
     current = [row for row in rows if row.window_end > newest - dt.timedelta(seconds=window_s)]
-    rank = {source: place for place, source in enumerate(priority)}
-    return min(current, key=lambda row: (rank.get(row.source, len(rank)), newest - row.window_end))
+    rank = source_rank(priority)
+    return min(
+        current, key=lambda row: (rank.get(row.source, len(priority)), newest - row.window_end)
+    )
+
+
+def source_rank(priority: Sequence[str]) -> dict[str, int]:
+    """Each source's place in CRYPTO_AGGREGATE_SOURCE_PRIORITY (an unlisted one after all)."""
+    return {
+        source: priority.index(source) if source in priority else len(priority)
+        for source in SOURCES
+    }
+
+
+def source_order(priority: Sequence[str]) -> list[str]:
+    """Every source as `source_rank` ranks them (the unlisted ones in `ticks.SOURCES`' order)."""
+    rank = source_rank(priority)
+    return sorted(SOURCES, key=rank.__getitem__)
+
+
+def window_starts(
+    day: str, since: dt.datetime, until: dt.datetime, step_s: int
+) -> list[dt.datetime]:
+    """Multiples of `step_s` s in [since, until] on a UTC day (`YYYY-MM-DD`), newest first."""
+    midnight = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC).timestamp()
+    low = max(since.timestamp(), midnight)
+    high = min(until.timestamp(), midnight + DAY_S - 1)
+    starts = range(math.ceil(low / step_s) * step_s, math.floor(high) + 1, step_s)
+    return [dt.datetime.fromtimestamp(t, dt.UTC) for t in reversed(starts)]
 
 
 def _days_back(until: dt.datetime, since: dt.datetime) -> list[str]:

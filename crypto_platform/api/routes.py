@@ -20,6 +20,7 @@ from crypto_platform.api.metrics import exposition
 from crypto_platform.api.models import (
     Aggregate,
     BackendState,
+    Candle,
     ErrorBody,
     GapSpan,
     Health,
@@ -28,6 +29,7 @@ from crypto_platform.api.models import (
     PricePoint,
 )
 from crypto_platform.api.push import Queue
+from crypto_platform.candles import CandleInterval, periods_between
 from crypto_platform.ticks import SYMBOL_PATTERN, SourceTag
 
 MAX_LIMIT = 5000
@@ -64,8 +66,18 @@ Until = Annotated[dt.datetime | None, Query(description="ISO 8601; default now."
 Source = Annotated[
     SourceTag | None,
     Query(
-        description="Whose windows: one source's (a window never mixes sources); default the "
-        "one CRYPTO_AGGREGATE_SOURCE_PRIORITY picks of the coin's current ones."
+        description="Whose windows or candles: one source's (neither mixes sources); default "
+        "the one CRYPTO_AGGREGATE_SOURCE_PRIORITY picks (see the endpoint)."
+    ),
+]
+Interval = Annotated[CandleInterval, Query(description="The candles' length.")]
+Every = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=int(MAX_RANGE.total_seconds()),
+        description="Only the windows starting at multiples of this many seconds (rounded up "
+        "to a multiple of the slide): a long span in fewer points. Default: every window.",
     ),
 ]
 
@@ -164,6 +176,7 @@ async def aggregates(
     since: Since = None,
     limit: Limit = 1000,
     source: Source = None,
+    every: Every = None,
 ) -> list[Aggregate]:
     """A coin's moving windows (the configured length) since `since`, oldest first.
 
@@ -172,8 +185,38 @@ async def aggregates(
     start, end = _window(since, None)
     reader = _state(request).reader
     current = _known(await reader.latest_aggregate(symbol, source), symbol, source)
-    rows = await reader.aggregates(symbol, current.source, start, end, min(limit, MAX_LIMIT))
+    limit = min(limit, MAX_LIMIT)
+    rows = await reader.aggregates(symbol, current.source, start, end, limit, every)
     return [Aggregate.from_row(row) for row in rows]
+
+
+@router.get("/candles/{symbol}", responses=NOT_FOUND | DOWN, tags=["candles"])
+async def candles(
+    request: Request,
+    symbol: Symbol,
+    interval: Interval = "1m",
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = 1000,
+    source: Source = None,
+) -> list[Candle]:
+    """A coin's candles starting in [since, until), oldest first; the newest `limit` if more.
+
+    They are one source's: `source`, or the first in CRYPTO_AGGREGATE_SOURCE_PRIORITY with
+    candles in the range (an unlisted source after every listed one). 404 when there is none.
+    """
+    start, end = _window(since, until)
+    try:
+        periods = periods_between(interval, _ms(start), _ms(end))
+    except (OverflowError, ValueError):  # a partition past the calendar's end (year 9999)
+        raise _invalid("until", "out of range", until) from None
+    reader = _state(request).reader
+    limit = min(limit, MAX_LIMIT)
+    rows = await reader.candles(symbol, interval, periods, start, end, limit, source)
+    if not rows:
+        whose = f" from {source}" if source else ""
+        raise HTTPException(404, f"no {interval} candles of {symbol}{whose} in this range")
+    return [Candle.from_row(row) for row in rows]
 
 
 @router.get("/gaps/{symbol}", responses=DOWN, tags=["completeness"])
