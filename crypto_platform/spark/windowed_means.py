@@ -178,29 +178,32 @@ def current_window_keys(windows: pd.DataFrame, symbols: set[str]) -> set[tuple[s
     return {(symbol, current_window(by_start)) for symbol, by_start in lasts.items()}
 
 
+def _spans(source: str, partials: pd.DataFrame, ends: Any) -> dict[str, Any]:
+    """What a window's and a candle's output rows share: where and when, count and prices."""
+    starts = partials["start"].to_numpy(dtype=np.int64)
+    return {
+        "symbol": partials["symbol"].to_numpy(dtype=object),
+        "source": source,
+        "window_start_ms": starts,
+        "window_end_ms": starts + ends,
+        "tick_count": partials["tick_count"].to_numpy(),
+        "min_price": partials["min_price"].to_numpy(),
+        "max_price": partials["max_price"].to_numpy(),
+        "first_price": partials["first_price"].to_numpy(),
+        "last_price": partials["last_price"].to_numpy(),
+        "last_event_ms": partials["last_ms"].to_numpy(),
+    }
+
+
 def means_rows(source: str, windows: pd.DataFrame, window_ms: int) -> pd.DataFrame:
     """Output rows of windows (columns symbol, start, PARTIAL_NAMES), means from partials."""
-    starts = windows["start"].to_numpy(dtype=np.int64)
     count = windows["tick_count"].to_numpy(dtype=np.float64)
-    return _frame(
-        WINDOW,
-        {
-            "symbol": windows["symbol"].to_numpy(dtype=object),
-            "source": source,
-            "window_start_ms": starts,
-            "window_end_ms": starts + window_ms,
-            "arithmetic_mean": windows["price_sum"].to_numpy() / count,
-            "geometric_mean": np.exp(windows["log_sum"].to_numpy() / count),
-            "harmonic_mean": count / windows["inverse_sum"].to_numpy(),
-            "tick_count": windows["tick_count"].to_numpy(),
-            "min_price": windows["min_price"].to_numpy(),
-            "max_price": windows["max_price"].to_numpy(),
-            "first_price": windows["first_price"].to_numpy(),
-            "last_price": windows["last_price"].to_numpy(),
-            "last_event_ms": windows["last_ms"].to_numpy(),
-        },
-        len(windows),
-    )
+    means = {
+        "arithmetic_mean": windows["price_sum"].to_numpy() / count,
+        "geometric_mean": np.exp(windows["log_sum"].to_numpy() / count),
+        "harmonic_mean": count / windows["inverse_sum"].to_numpy(),
+    }
+    return _frame(WINDOW, _spans(source, windows, window_ms) | means, len(windows))
 
 
 def window_rows(
@@ -215,23 +218,8 @@ def window_rows(
 
 def candle_rows(source: str, candles: pd.DataFrame) -> pd.DataFrame:
     """Output rows of candles (columns CANDLE_KEY and PARTIAL_NAMES): OHLC from partials."""
-    starts = candles["start"].to_numpy(dtype=np.int64)
-    return _frame(
-        CANDLE,
-        {
-            "symbol": candles["symbol"].to_numpy(dtype=object),
-            "source": source,
-            "window_start_ms": starts,
-            "window_end_ms": starts + candles["interval_ms"].to_numpy(dtype=np.int64),
-            "tick_count": candles["tick_count"].to_numpy(),
-            "min_price": candles["min_price"].to_numpy(),
-            "max_price": candles["max_price"].to_numpy(),
-            "first_price": candles["first_price"].to_numpy(),
-            "last_price": candles["last_price"].to_numpy(),
-            "last_event_ms": candles["last_ms"].to_numpy(),
-        },
-        len(candles),
-    )
+    lengths = candles["interval_ms"].to_numpy(dtype=np.int64)
+    return _frame(CANDLE, _spans(source, candles, lengths), len(candles))
 
 
 def batch_candles(ticks: pd.DataFrame, intervals_ms: Sequence[int]) -> pd.DataFrame:
