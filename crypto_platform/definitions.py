@@ -3,6 +3,7 @@
 import dagster as dg
 
 from crypto_platform.defs import (
+    alerts,
     analytics,
     automation,
     checks,
@@ -26,4 +27,5 @@ defs = dg.Definitions.merge(
     statistics.defs,
     reports.defs,
     completeness.defs,
+    alerts.defs,
 )

@@ -69,6 +69,14 @@ def gaps_collection(client: MongoClient, settings: Settings) -> Collection:
     return client[settings.mongo_database][GAPS_COLLECTION]
 
 
+# The alerts the alert rules fired, one per episode, with their evidence (see alerts/store.py).
+ALERTS_COLLECTION = "alerts"
+
+
+def alerts_collection(client: MongoClient, settings: Settings) -> Collection:
+    return client[settings.mongo_database][ALERTS_COLLECTION]
+
+
 # Expires a tick `ttl_days` after its event time (CRYPTO_MONGO_TTL_DAYS).
 TTL_INDEX = "event_time_ttl"
 DAY_S = 86_400
