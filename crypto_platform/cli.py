@@ -698,6 +698,30 @@ def backfill_command(ctx: click.Context, since: Any, until: Any, symbols: str | 
         sys.exit(1)
 
 
+@cli.group()
+def alerts() -> None:
+    """The alert rules (CRYPTO_ALERT_RULES_FILE) and their webhook (CRYPTO_ALERT_WEBHOOK_URL)."""
+
+
+@alerts.command("check")
+@click.pass_context
+def alerts_check(ctx: click.Context) -> None:
+    """Validate the rule file: a mistake is one line naming the rule and the field (exit 1)."""
+    from crypto_platform.alerts.commands import check_rules
+
+    click.echo(check_rules(_settings(ctx)))
+
+
+@alerts.command("test")
+@click.argument("rule")
+@click.pass_context
+def alerts_test(ctx: click.Context, rule: str) -> None:
+    """Send a sample alert of RULE to the webhook (marked as a test; nothing is recorded)."""
+    from crypto_platform.alerts.commands import send_sample
+
+    click.echo(send_sample(_settings(ctx), rule))
+
+
 def main() -> None:
     """Run the CLI; a `PlatformError` is a user's problem to fix: print it, no traceback."""
     try:
