@@ -187,3 +187,18 @@ class ErrorBody(BaseModel):
 
     detail: str
     backend: str | None = None
+
+
+class Alert(BaseModel):
+    """An alert: a rule's condition became true (an episode), with what showed it."""
+
+    id: str = Field(description="`<rule>:<subject>:<n>`, the subject's n-th episode.")
+    rule: str
+    kind: str = Field(description="`price`, `move`, `gap` or `check`.")
+    subject: str = Field(description="What it is about: a coin, a source's coin, a check.")
+    symbol: str | None
+    message: str
+    fired_at: dt.datetime = Field(description="When the condition became true (ISO 8601, UTC).")
+    cleared_at: dt.datetime | None = Field(description="When it stopped holding; null: it holds.")
+    delivered: bool = Field(description="Whether the webhook accepted it.")
+    evidence: dict[str, Any] = Field(description="Prices and times, the gap, or the check result.")

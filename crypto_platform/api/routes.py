@@ -15,10 +15,12 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import AfterValidator
 
+from crypto_platform.api.alert_log import alert_log
 from crypto_platform.api.errors import BACKENDS, BackendUnavailable
 from crypto_platform.api.metrics import exposition
 from crypto_platform.api.models import (
     Aggregate,
+    Alert,
     BackendState,
     Candle,
     ErrorBody,
@@ -323,3 +325,21 @@ async def metrics(request: Request) -> Response:
     seen = await state.observer.observe()
     text = await asyncio.to_thread(exposition, state.requests, seen, state.settings)
     return Response(text, media_type=CONTENT_TYPE_LATEST)
+
+
+MONGO_DOWN: Responses = {503: {"model": ErrorBody, "description": "MongoDB is unavailable."}}
+
+
+@router.get("/alerts", responses=MONGO_DOWN, tags=["alerts"])
+async def alerts(
+    request: Request,
+    limit: Limit = 100,
+    since: Annotated[
+        dt.datetime | None, Query(description="Only those fired since (ISO 8601; UTC by default).")
+    ] = None,
+    rule: Annotated[str | None, Query(description="Only this rule's.")] = None,
+) -> list[Alert]:
+    """The alerts the rules fired, newest first, each with the evidence that made it fire."""
+    since_ms = _ms(_utc("since", since)) if since else None
+    log = alert_log(request)
+    return await asyncio.to_thread(log.recent, min(limit, MAX_LIMIT), since_ms, rule)
