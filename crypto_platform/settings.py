@@ -315,9 +315,9 @@ class Settings(BaseSettings):
     )
     candle_intervals: Annotated[list[CandleInterval], NoDecode] = Field(
         list(INTERVAL_NAMES),
-        description="Candles the streaming job builds in its one pass (comma-separated, of "
-        "1m, 5m, 1h, 1d; empty: none). Part of its checkpoint's state: change it with a "
-        "fresh checkpoint.",
+        description="Candles the streaming job and the repair build (comma-separated, of 1m, "
+        "5m, 1h, 1d; 1d needs 1h; empty: none). A change applies from the job's next start; "
+        "the candles open then are whole after `crypto-platform repair` of their span.",
     )
 
     check_tick_max_age_s: Annotated[float, Field(gt=0)] = Field(

@@ -67,6 +67,7 @@ def test_no_secret_gets_a_value_in_any_file() -> None:
         "kafka_sasl_password",
         "cassandra_password",
         "coinranking_api_key",
+        "alert_webhook_url",
     }
     for secret in secrets:
         assert secret.default is None
