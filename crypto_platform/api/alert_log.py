@@ -1,8 +1,8 @@
 """`/alerts`: the alerts the rules fired, read from MongoDB's `alerts` collection, newest first.
 
-One MongoDB client per app, opened on the first request and kept (as backends.py keeps
-its own); a read is bounded by its limit, through the collection's `fired_at` index. Calls
-block: run them in a thread.
+One MongoDB client per app (`create_app` makes the log, its lifespan closes it), opened on
+the first request and kept, as backends.py keeps its own; a read is bounded by its limit,
+through the collection's `fired_at` index. Calls block: run them in a thread.
 """
 
 from __future__ import annotations
@@ -56,11 +56,9 @@ class AlertLog:
 
 
 def alert_log(request: Request) -> AlertLog:
-    """The app's `AlertLog`, made on its first use."""
-    state = request.app.state
-    if getattr(state, "alert_log", None) is None:
-        state.alert_log = AlertLog(state.settings)
-    return state.alert_log
+    """The app's `AlertLog`."""
+    log: AlertLog = request.app.state.alert_log
+    return log
 
 
 def _model(alert: Fired) -> Alert:

@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from crypto_platform.api.alert_log import AlertLog
 from crypto_platform.api.backends import Backends
 from crypto_platform.api.errors import RETRY_AFTER_S, BackendUnavailable, TooManyStreams
 from crypto_platform.api.metrics import RequestMetrics
@@ -43,6 +44,7 @@ def create_app(settings: Settings) -> FastAPI:
             await state.broadcaster.stop()
             state.reader.close()
             state.backends.close()
+            state.alert_log.close()
 
     app = FastAPI(
         title="crypto_platform API",
@@ -53,6 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.reader = CassandraReader(settings)
     app.state.backends = Backends(settings)
+    app.state.alert_log = AlertLog(settings)
     app.state.observer = Observer(
         app.state.reader, app.state.backends, ttl_s=settings.api_backend_cache_s
     )
