@@ -5,13 +5,39 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pybreaker
+import requests
 from tenacity import wait_exponential_jitter
 from tenacity.wait import wait_base
+from urllib3.exceptions import InvalidHeader
+from urllib3.util.retry import Retry
 
 
 def jittered_backoff(initial: float, maximum: float) -> wait_base:
     """Waits of initial * 2^(n-1) seconds plus up to `initial` of jitter, capped at `maximum`."""
     return wait_exponential_jitter(multiplier=initial, jitter=initial, max=maximum)
+
+
+class Retryable(Exception):
+    """A failed HTTP request worth another try, after `retry_after` s if the server said."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def retry_after_s(response: requests.Response) -> float | None:
+    """Retry-After in seconds (a number, fractions too, or an HTTP date); None if unreadable."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return Retry().parse_retry_after(value)  # an HTTP date
+    except InvalidHeader:
+        return None
 
 
 def circuit_breaker(name: str, fail_max: int, reset_timeout: float) -> pybreaker.CircuitBreaker:

@@ -21,12 +21,10 @@ import requests
 from pydantic import SecretStr
 from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
-from urllib3.exceptions import InvalidHeader
-from urllib3.util import Retry
 
 from crypto_platform.alerts.alert import Alert
 from crypto_platform.errors import PlatformError
-from crypto_platform.resilience import jittered_backoff
+from crypto_platform.resilience import Retryable, jittered_backoff, retry_after_s
 from crypto_platform.settings import Settings
 
 __all__ = ["DeliveryFailed", "ReceiverBusy", "Webhook", "webhook_for"]
@@ -47,21 +45,6 @@ class ReceiverBusy(DeliveryFailed):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-class _Retryable(Exception):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    """Retry-After in seconds (a number or an HTTP date); None when absent or unreadable."""
-    value = response.headers.get("Retry-After")
-    try:
-        return Retry().parse_retry_after(value) if value is not None else None
-    except InvalidHeader:
-        return None
 
 
 class Webhook:
@@ -90,14 +73,14 @@ class Webhook:
     def send(self, alert: Alert, *, test: bool = False) -> int:
         """POST the alert; its HTTP status once accepted, else `DeliveryFailed`."""
         retrying = Retrying(
-            retry=retry_if_exception_type(_Retryable),
+            retry=retry_if_exception_type(Retryable),
             stop=stop_after_attempt(self.attempts),
             wait=self._wait,
             reraise=True,
         )
         try:
             return retrying(self._post, alert, test)
-        except _Retryable as error:
+        except Retryable as error:
             raise DeliveryFailed(
                 f"the webhook at {self.host} did not accept alert {alert.id}: {error} "
                 f"(after {self.attempts} attempts)"
@@ -105,7 +88,7 @@ class Webhook:
 
     def _wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, _Retryable) and error.retry_after is not None:
+        if isinstance(error, Retryable) and error.retry_after is not None:
             return error.retry_after
         return self._backoff(state)
 
@@ -119,13 +102,13 @@ class Webhook:
                 allow_redirects=False,
             )
         except requests.Timeout:
-            raise _Retryable(f"no answer within {self.timeout_s:g}s") from None
+            raise Retryable(f"no answer within {self.timeout_s:g}s") from None
         except requests.RequestException as error:
-            raise _Retryable(f"no connection ({type(error).__name__})") from None
+            raise Retryable(f"no connection ({type(error).__name__})") from None
         status = response.status_code
         if status < 300:
             return status
-        retry_after = _retry_after(response)
+        retry_after = retry_after_s(response)
         wait = retry_after if status in BUSY_STATUS else None
         if wait is not None and wait > self.max_retry_after_s:
             raise ReceiverBusy(
@@ -133,7 +116,7 @@ class Webhook:
                 wait,
             )
         if status in RETRYABLE_STATUS:
-            raise _Retryable(f"HTTP {status}", retry_after)
+            raise Retryable(f"HTTP {status}", retry_after)
         raise DeliveryFailed(
             f"the webhook at {self.host} refused alert {alert.id}: HTTP {status} "
             f"{response.text[:200]!r}"

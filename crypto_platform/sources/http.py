@@ -26,7 +26,7 @@ from tenacity import (
 )
 
 from crypto_platform.errors import PlatformError
-from crypto_platform.resilience import RetryPolicy
+from crypto_platform.resilience import Retryable, RetryPolicy, retry_after_s
 
 log = logging.getLogger(__name__)
 
@@ -40,20 +40,6 @@ class SourceUnavailable(PlatformError):
 
 class RejectedRequest(PlatformError):
     """The source refused the request itself (bad key, unknown symbol): retrying won't help."""
-
-
-class _Retryable(Exception):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
 
 
 class ResilientHttp:
@@ -87,7 +73,7 @@ class ResilientHttp:
 
     def _wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, _Retryable) and error.retry_after is not None:
+        if isinstance(error, Retryable) and error.retry_after is not None:
             return min(error.retry_after, self._max_retry_after)
         return self._backoff(state)
 
@@ -110,14 +96,14 @@ class ResilientHttp:
 
     def _get_with_retries(self, path: str, params: Any) -> tuple[Any, Mapping[str, str]]:
         retrying = Retrying(
-            retry=retry_if_exception_type(_Retryable),
+            retry=retry_if_exception_type(Retryable),
             stop=stop_after_attempt(self._attempts),
             wait=self._wait,
             reraise=True,
         )
         try:
             response = retrying(self._get_once, path, params)
-        except _Retryable as error:
+        except Retryable as error:
             raise SourceUnavailable(f"{error} (after {self._attempts} attempts)") from None
         try:
             return orjson.loads(response.content), response.headers
@@ -131,9 +117,9 @@ class ResilientHttp:
                 f"{self.base_url}{path}", params=params, timeout=self.timeout
             )
         except requests.RequestException as error:
-            raise _Retryable(f"{type(error).__name__}: {error}") from None
+            raise Retryable(f"{type(error).__name__}: {error}") from None
         if response.status_code in RETRYABLE_STATUS:
-            retry_after = _retry_after(response)
+            retry_after = retry_after_s(response)
             if retry_after is not None:
                 self._not_before = time.monotonic() + min(retry_after, self._max_retry_after)
             log.warning(
@@ -142,7 +128,7 @@ class ResilientHttp:
                 response.status_code,
                 f", Retry-After {retry_after:g}s" if retry_after is not None else "",
             )
-            raise _Retryable(f"HTTP {response.status_code}", retry_after)
+            raise Retryable(f"HTTP {response.status_code}", retry_after)
         if response.status_code >= 400:
             raise RejectedRequest(
                 f"{self.name} refused the request (HTTP {response.status_code}): "
