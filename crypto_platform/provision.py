@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
+from crypto_platform.alerts import store as alerts
 from crypto_platform.settings import Settings
 from crypto_platform.storage import cassandra, mongo
 from crypto_platform.streaming import topics
@@ -33,6 +34,7 @@ def provision_mongodb(settings: Settings) -> str:
         indexes = mongo.ensure_indexes(
             mongo.prices_collection(client, settings), ttl_days=settings.mongo_ttl_days
         )
+        alerts.ensure_indexes(mongo.alerts_collection(client, settings))
     finally:
         client.close()
     where = f"{settings.mongo_database}.{settings.mongo_collection}"
