@@ -53,22 +53,24 @@ def write_candles(
     opens: Sequence[float],
     *,
     source: str = "simulated",
+    moves: Sequence[float] = (1.0,),
 ) -> None:
     """Consecutive candles from `first_ms`, one per open price, through the Spark writer.
 
-    Each closes 1 above its open, with its high 2 above and its low 1 below.
+    Each closes `moves` (in turn) from its open, its high and low 1 beyond both.
     """
     length = INTERVALS[interval]
     starts = [first_ms + i * length for i in range(len(opens))]
+    closes = [price + moves[i % len(moves)] for i, price in enumerate(opens)]
     columns: dict[str, list] = {
         "symbol": [symbol] * len(starts),
         "source": [source] * len(starts),
         "window_start_ms": starts,
         "window_end_ms": [start + length for start in starts],
         "first_price": list(opens),
-        "max_price": [price + 2 for price in opens],
-        "min_price": [price - 1 for price in opens],
-        "last_price": [price + 1 for price in opens],
+        "max_price": [max(pair) + 1 for pair in zip(opens, closes, strict=True)],
+        "min_price": [min(pair) - 1 for pair in zip(opens, closes, strict=True)],
+        "last_price": closes,
         "tick_count": [10] * len(starts),
         "last_event_ms": [start + length - 1 for start in starts],
     }

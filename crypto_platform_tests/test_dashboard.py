@@ -1,22 +1,25 @@
-"""The dashboard in Debian's chromium (Playwright): prices, live charts, gaps shaded on them."""
+"""The dashboard in Debian's chromium (Playwright): prices, live charts, spans, gaps shaded."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 
+from crypto_platform.candles import INTERVALS, candle_start
 from crypto_platform.completeness.gaps import Gap, mark_unrepairable
 from crypto_platform.completeness.ledger import find_gaps
 from crypto_platform.settings import Settings
 from crypto_platform.storage import mongo
 from crypto_platform.ticks import Tick
 from crypto_platform_tests.api_helpers import NOW, running_api, tick_row, write_ticks, write_window
+from crypto_platform_tests.test_candles_api import write_candles
 
 pytestmark = pytest.mark.browser  # drives Debian's chromium
 
@@ -31,6 +34,7 @@ ARGS = [
     "--no-first-run",
 ]
 PRICES = {"BTC": 64_020.5, "ETH": 3_210.25, "SOL": 151.125}
+NOW_MINUTE = candle_start(int(NOW.replace(tzinfo=dt.UTC).timestamp() * 1000), "1m")
 SHOWN = {"BTC": "$64,020.50", "ETH": "$3,210.25", "SOL": "$151.1250"}
 VIEWPORTS = {"desktop": (1280, 900), "phone": (390, 844)}
 
@@ -47,6 +51,7 @@ def api(settings: Settings) -> Iterator[str]:
             ]
             + [tick_row(symbol, price, NOW, name=symbol.title(), change_24h_pct=1.5)],
         )
+        write_candles(settings, symbol, "1m", NOW_MINUTE - 6 * 60_000, [price] * 6)
         for minute in range(3):
             means = (price * 1.001, price, price * 0.999)
             write_window(settings, symbol, start + dt.timedelta(minutes=minute), means)
@@ -94,9 +99,12 @@ def test_cards_show_the_prices_and_the_charts_grow_with_new_data(
             assert card.locator(".change").inner_text() == "24h +1.50%"
             assert card.locator(".am").inner_text().startswith("$")
         before = points(page, "BTC")
-        assert before == 6
+        assert before == 6  # the 1m candles of the last 30 minutes
+        assert page.locator("#alert-list").inner_text() == "no alerts"
         page.screenshot(path=tmp_path / f"dashboard-{viewport}.png", full_page=True)
 
+        # The current minute's candle, then the tick that moved the coin: pushed, drawn.
+        write_candles(settings, "BTC", "1m", NOW_MINUTE, [64_020.5])
         write_ticks(settings, [tick_row("BTC", 64_500.0, NOW + dt.timedelta(seconds=1))])
         page.wait_for_function(
             "n => Chart.getChart(document.querySelector('[data-symbol=BTC] canvas'))"
@@ -104,8 +112,8 @@ def test_cards_show_the_prices_and_the_charts_grow_with_new_data(
             arg=before,
             timeout=15_000,
         )
-        btc = page.locator('[data-symbol="BTC"] .price')
-        assert btc.inner_text() == "$64,500.00"
+        # The candle may come first: the poller reads it again on the poll after the load's.
+        expect(page.locator('[data-symbol="BTC"] .price')).to_have_text("$64,500.00")
         page.screenshot(path=tmp_path / f"dashboard-{viewport}-live.png", full_page=True)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
 
@@ -168,6 +176,20 @@ def _chart_ticks(
     ]
 
 
+def _chart_candles(
+    settings: Settings,
+    symbol: str,
+    base: float,
+    start: dt.datetime,
+    end: dt.datetime,
+    holes: Holes,
+) -> None:
+    """The 1m candles of `_chart_ticks`: one in each minute that has a tick."""
+    ticks = _outside_holes(range(_ms(start), _ms(end) + 1, 10_000), holes)
+    for minute in sorted({candle_start(t, "1m") for t in ticks}):
+        write_candles(settings, symbol, "1m", minute, [base])
+
+
 def _record_gaps(settings: Settings) -> list[Gap]:
     return find_gaps(settings, _ms(SPAN_START), _ms(NOW), symbols=["BTC"])
 
@@ -184,6 +206,8 @@ def gaps_api(settings: Settings) -> Iterator[str]:
             write_window(settings, symbol, start, means, latest=minute == 19)
     # MongoDB runs on past the span, so BTC has no open gap at its head.
     _store(settings, SPAN_START, NOW + dt.timedelta(minutes=5), holes)
+    for symbol, price in (("BTC", 64_000.0), ("ETH", 3_210.0)):
+        _chart_candles(settings, symbol, price, SPAN_START, NOW, holes if symbol == "BTC" else [])
     found = _record_gaps(settings)
     assert [g.status for g in found] == ["open", "open"]
     client = mongo.connect(settings)
@@ -218,8 +242,8 @@ def _share(column: list[list[int]], test: Callable[[int, int, int], bool]) -> fl
     return sum(1 for pixel in column if test(*pixel)) / len(column)
 
 
-def red(r: int, g: int, b: int) -> bool:  # the open band's translucent red
-    return r - max(g, b) > 20
+def red(r: int, g: int, b: int) -> bool:  # the open band's translucent red (not the yellow mean)
+    return r - max(g, b) > 20 and g < 0.75 * r
 
 
 def hatched(r: int, g: int, b: int) -> bool:  # the unrepairable band's grey hatch
@@ -273,6 +297,7 @@ def test_gaps_are_shaded_on_the_chart_and_shown_repaired_once_filled(
         # The hole is backfilled (MongoDB, then Cassandra by the repair) and found again.
         _store(settings, HOLE_A[0], HOLE_A[1], [])
         write_ticks(settings, _chart_ticks("BTC", 64_000.0, HOLE_A[0], HOLE_A[1], []))
+        _chart_candles(settings, "BTC", 64_000.0, HOLE_A[0], HOLE_A[1], [])
         assert [g.status for g in _record_gaps(settings)] == ["repaired", "unrepairable"]
         _open_dashboard(page, gaps_api)
 
@@ -285,4 +310,92 @@ def test_gaps_are_shaded_on_the_chart_and_shown_repaired_once_filled(
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
 
     assert overflow <= 0, f"the page is wider than a {width}px screen"
+    assert not errors
+
+
+# The span test: 7 hours of BTC in candles of every interval but 1d, through the current
+# one and the next (which starts in the future: not served yet), and windows every 5 min.
+HOUR_MS = INTERVALS["1h"]
+UP, DOWN = [46, 204, 113], [255, 107, 107]  # the dashboard's candlestick colours
+SLACK_MS = 5_000  # the page's "now" is a moment after it loaded the candles
+DRAWN = """(symbol) => {
+  const card = document.querySelector(`[data-symbol=${symbol}]`);
+  const chart = Chart.getChart(card.querySelector("canvas"));
+  const xs = (dataset) => dataset.data.map((point) => point.x);
+  return { now: Date.now(), interval: card.dataset.interval, width: chart.chartArea.width,
+           price: xs(chart.data.datasets[0]), means: chart.data.datasets.slice(1).map(xs) };
+}"""
+# Each candlestick's direction and the colour at its body's centre, read from the canvas.
+BODIES = """(symbol) => {
+  const chart = Chart.getChart(document.querySelector(`[data-symbol=${symbol}] canvas`));
+  const meta = chart.getDatasetMeta(0);
+  const ratio = chart.currentDevicePixelRatio;
+  return { type: meta.type, bodies: meta.data.map((candle, i) => {
+    const point = chart.data.datasets[0].data[i];
+    const y = (candle.open + candle.close) / 2;
+    const pixel = chart.ctx.getImageData(Math.round(candle.x * ratio), Math.round(y * ratio), 1, 1);
+    return [point.c > point.o, [...pixel.data.slice(0, 3)]];
+  }) };
+}"""
+
+
+@pytest.fixture
+def hours_api(settings: Settings) -> Iterator[str]:
+    now = int(time.time() * 1000)
+    for interval in ("1m", "5m", "1h"):
+        first = candle_start(now - 7 * HOUR_MS, interval)
+        count = (candle_start(now, interval) - first) // INTERVALS[interval] + 2
+        write_candles(settings, "BTC", interval, first, [64_000.0] * count, moves=(40.0, -40.0))
+    five = INTERVALS["5m"]
+    starts = range(candle_start(now - 7 * HOUR_MS, "5m"), candle_start(now, "5m") - five + 1, five)
+    for start in starts:
+        at = dt.datetime.fromtimestamp(start / 1000, dt.UTC).replace(tzinfo=None)
+        write_window(
+            settings, "BTC", at, (64_010.0, 64_000.0, 63_990.0), latest=start == starts[-1]
+        )
+    write_ticks(settings, [tick_row("BTC", 64_000.0, NOW)])
+    with running_api(settings) as base:
+        yield base
+
+
+def _covers(xs: list[float], since: float, until: float, interval_ms: int) -> bool:
+    """In order, the first within one interval after `since`, the last within one before `until`."""
+    first, last = xs[0] - since, until - xs[-1]
+    return xs == sorted(xs) and -SLACK_MS <= first < interval_ms and 0 <= last < interval_ms
+
+
+def _near(colour: list[int], expected: list[int]) -> bool:
+    return all(abs(a - b) <= 3 for a, b in zip(colour, expected, strict=True))
+
+
+def _fitting(span_ms: int, width: float) -> str:
+    """The shortest interval with no more candles over the span than the plot's pixels."""
+    return next(name for name, ms in INTERVALS.items() if span_ms // ms + 1 <= width)
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_a_6_hour_span_is_drawn_whole_from_candles_and_as_candlesticks_on_demand(
+    hours_api: str, viewport: str, tmp_path: Path
+) -> None:
+    with browser_page(viewport) as (page, errors):
+        page.goto(hours_api + "/")
+        page.wait_for_selector('[data-symbol="BTC"][data-span="30m"]', timeout=15_000)
+        page.click('#spans [data-span="6h"]')
+        page.wait_for_selector('[data-symbol="BTC"][data-span="6h"]', timeout=15_000)
+        drawn = page.evaluate(DRAWN, "BTC")
+        page.click('#styles [data-style="candles"]')
+        page.wait_for_selector('[data-symbol="BTC"][data-style="candles"]', timeout=5_000)
+        candles = page.evaluate(BODIES, "BTC")
+        page.locator('[data-symbol="BTC"]').screenshot(path=tmp_path / f"candles-{viewport}.png")
+
+    length = INTERVALS[drawn["interval"]]
+    since, until = drawn["now"] - 6 * HOUR_MS, drawn["now"]
+    assert drawn["interval"] == _fitting(6 * HOUR_MS, drawn["width"]) == "5m"
+    assert _covers(drawn["price"], since, until, length), drawn["price"]
+    assert len(drawn["price"]) == 6 * HOUR_MS // length <= drawn["width"]
+    for means in drawn["means"]:  # each window drawn at its end, one per interval
+        assert _covers(means, since, until, length) and len(means) <= drawn["width"]
+    assert candles["type"] == "candlestick" and len(candles["bodies"]) == len(drawn["price"])
+    coloured = [_near(colour, UP if up else DOWN) for up, colour in candles["bodies"]]
+    assert sum(coloured) >= 0.9 * len(coloured), candles["bodies"]
     assert not errors

@@ -15,6 +15,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import AfterValidator
 
+from crypto_platform.api import libraries
 from crypto_platform.api.alert_log import alert_log
 from crypto_platform.api.errors import BACKENDS, BackendUnavailable
 from crypto_platform.api.metrics import exposition
@@ -84,6 +85,8 @@ Every = Annotated[
 ]
 
 router = APIRouter()
+# The dashboard's libraries; app.py serves its page and /static.
+router.include_router(libraries.router)
 
 
 def _state(request: Request) -> Any:
