@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from crypto_platform.alerts import store
+from crypto_platform.alerts.alert import Finding
 from crypto_platform.candles import INTERVALS, candle_start
 from crypto_platform.completeness.gaps import Gap, mark_unrepairable
 from crypto_platform.completeness.ledger import find_gaps
@@ -118,6 +120,34 @@ def test_cards_show_the_prices_and_the_charts_grow_with_new_data(
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
 
     assert overflow <= 0, f"the page is wider than a {width}px screen"
+    assert not errors
+
+
+def test_the_alerts_panel_lists_the_newest_alerts_active_or_cleared(
+    api: str, settings: Settings
+) -> None:
+    now = int(time.time() * 1000)
+    client = mongo.connect(settings)
+    try:
+        alerts = mongo.alerts_collection(client, settings)
+        above = Finding("BTC", "BTC", "BTC above $64,000: $64,020.50", {})
+        fired, _ = store.fire(alerts, "btc-above", "price", above, now - 60_000)
+        store.clear(alerts, fired.id, now - 30_000)
+        lag = Finding("sink_lag", None, "the sink lags 5,000 ticks", {})
+        store.fire(alerts, "sink-lag", "check", lag, now)
+    finally:
+        client.close()
+    with browser_page("desktop") as (page, errors):
+        page.goto(api + "/")
+        items = page.locator("#alert-list li")
+        expect(items).to_have_count(2)
+        shown = [(item.get_attribute("class"), item.inner_text()) for item in items.all()]
+
+    (newest, newest_text), (older, older_text) = shown
+    assert newest == "active" and "the sink lags 5,000 ticks" in newest_text
+    assert "active, not delivered" in newest_text
+    assert older == "cleared" and "BTC: BTC above $64,000: $64,020.50" in older_text
+    assert "cleared " in older_text
     assert not errors
 
 
