@@ -176,15 +176,24 @@ class Broadcaster:
     async def _poll_candles(
         self, ticks: dict[str, Any], known: dict[tuple[str, str], list[Any]], *, announce: bool
     ) -> None:
-        """Sends the newest candles of each tick's coin and source that changed since read."""
-        if self._interval is None:
+        """Sends the newest candles of each tick's coin and source that changed since read.
+
+        The coins' reads are in flight together: a poll waits for one round trip, not one per coin.
+        """
+        interval = self._interval
+        if interval is None:
             return
-        for tick in ticks.values():
-            moment = int(utc(tick.event_time).timestamp() * 1000)
-            period = period_of(self._interval, moment)
-            rows = await self.reader.newest_candles(
-                tick.symbol, tick.source, self._interval, period, CANDLES_READ
+        reads = [
+            self.reader.newest_candles(
+                tick.symbol,
+                tick.source,
+                interval,
+                period_of(interval, int(utc(tick.event_time).timestamp() * 1000)),
+                CANDLES_READ,
             )
+            for tick in ticks.values()
+        ]
+        for tick, rows in zip(ticks.values(), await asyncio.gather(*reads), strict=True):
             before = known.get((tick.symbol, tick.source), [])
             known[(tick.symbol, tick.source)] = rows
             if announce:
