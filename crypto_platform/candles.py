@@ -13,6 +13,7 @@ A partition holds a bounded run of candles and a common read is one partition: a
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from typing import Literal, get_args
 
 CandleInterval = Literal["1m", "5m", "1h", "1d"]
@@ -64,8 +65,18 @@ def periods_between(interval: str, since_ms: int, until_ms: int) -> list[str]:
 
 
 def _next_period_start(interval: str, start_ms: int) -> int:
-    """The first candle start of the partition after the one holding `start_ms`."""
+    """The first candle start of the partition after the one holding `start_ms`.
+
+    After the calendar's last partition (year 9999), the end of time: nothing follows.
+    """
     moment = dt.datetime.fromtimestamp(start_ms / 1000, dt.UTC)
+    try:
+        return _following(interval, moment)
+    except (OverflowError, ValueError):
+        return sys.maxsize
+
+
+def _following(interval: str, moment: dt.datetime) -> int:
     if _PERIOD[interval] == "%Y-%m-%d":
         nxt = dt.datetime(moment.year, moment.month, moment.day, tzinfo=dt.UTC) + dt.timedelta(
             days=1

@@ -44,3 +44,10 @@ def test_a_day_of_minutes_is_one_partition_and_a_week_of_hours_at_most_two() -> 
         "2026-03",
     ]
     assert periods_between("1d", day, day + 400 * INTERVALS["1d"]) == ["2027", "2026"]
+
+
+def test_the_calendars_last_partitions_end_the_list() -> None:
+    last_hour = int(dt.datetime(9999, 12, 31, 23, tzinfo=dt.UTC).timestamp() * 1000)
+    assert periods_between("1m", last_hour, last_hour + INTERVALS["1h"]) == ["9999-12-31"]
+    assert periods_between("1h", last_hour, last_hour + INTERVALS["1h"]) == ["9999-12"]
+    assert periods_between("1d", last_hour - INTERVALS["1d"], last_hour) == ["9999"]

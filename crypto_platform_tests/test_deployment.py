@@ -38,6 +38,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from prometheus_client.parser import text_string_to_metric_families
 
+from crypto_platform.api.libraries import LIBRARIES
 from crypto_platform.cli import cli
 from crypto_platform.errors import ConfigurationError
 from crypto_platform.reports.stores import open_kafka
@@ -546,3 +547,16 @@ def test_the_dashboard_queries_metrics_the_api_exposes(settings: Settings) -> No
     wanted = dashboard_metric_names()
     assert len(wanted) >= 9
     assert sorted(wanted - samples) == []
+
+
+def test_the_wheel_and_the_image_carry_every_library_the_dashboard_loads() -> None:
+    package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["crypto_platform.api"]
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    api = REPO / "crypto_platform" / "api"
+
+    for path in LIBRARIES.values():
+        served = path.relative_to(api).as_posix()
+        assert served in package_data
+        assert f"'^crypto_platform/api/{served} '" in dockerfile  # the build checks the wheel

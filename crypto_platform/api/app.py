@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from crypto_platform.api import libraries
 from crypto_platform.api.alert_log import AlertLog
 from crypto_platform.api.backends import Backends
 from crypto_platform.api.errors import RETRY_AFTER_S, BackendUnavailable, TooManyStreams
@@ -25,10 +26,7 @@ from crypto_platform.settings import Settings
 
 log = logging.getLogger(__name__)
 
-HERE = Path(__file__).parent
-DASHBOARD = HERE / "dashboard"
-# Installed by `make install` (npm ci --prefix crypto_platform/api/vendor): never a CDN.
-CHART_JS = HERE / "vendor" / "node_modules" / "chart.js" / "dist" / "chart.umd.min.js"
+DASHBOARD = Path(__file__).parent / "dashboard"
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -69,6 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.requests = RequestMetrics()
 
     app.include_router(router)
+    app.include_router(libraries.router)
     _dashboard(app)
     _error_handlers(app)
     if settings.api_cors_origins:
@@ -94,14 +93,6 @@ def _dashboard(app: FastAPI) -> None:
     @app.get("/", include_in_schema=False)
     async def dashboard() -> FileResponse:
         return FileResponse(DASHBOARD / "index.html")
-
-    @app.get("/vendor/chart.js", include_in_schema=False)
-    async def chart_library() -> FileResponse:
-        if not CHART_JS.exists():
-            raise BackendUnavailable(
-                "dashboard", "chart library missing: run `make install` (npm ci)"
-            )
-        return FileResponse(CHART_JS, media_type="text/javascript")
 
     app.mount("/static", StaticFiles(directory=DASHBOARD), name="static")
 
