@@ -208,8 +208,10 @@ class FakeKlines:
         return Reply(body=[self.kline(query["symbol"], at, step) for at in opens], headers=headers)
 
     def kline(self, market: str, open_ms: int, step: int) -> list:
-        """One trade a second at the price path: a 1-s kline is that trade, a longer one
-        aggregates its seconds (open the first, close the last), as Binance's do."""
+        """A kline of one trade a second at the price path, its seconds aggregated as Binance's.
+
+        A 1-s kline is that trade; a longer one opens at its first second and closes at its last.
+        """
         close_ms = open_ms + step - 1
         trades = [self.close(market, at) for at in range(open_ms + 999, close_ms + 1, 1_000)]
         ohlc = (trades[0], max(trades), min(trades), trades[-1])
