@@ -317,7 +317,8 @@ class Settings(BaseSettings):
         list(INTERVAL_NAMES),
         description="Candles the streaming job and the repair build (comma-separated, of 1m, "
         "5m, 1h, 1d; 1d needs 1h; empty: none). A change applies from the job's next start; "
-        "the candles open then are whole after `crypto-platform repair` of their span.",
+        "the candles open then are whole once `crypto-platform repair` of their span runs "
+        "after they closed.",
     )
 
     check_tick_max_age_s: Annotated[float, Field(gt=0)] = Field(

@@ -128,9 +128,9 @@ def test_candles_of_a_backfilled_span_agree_with_binance_klines(
 ) -> None:
     settings = settings.model_copy(update={"binance_base_url": api.url})
     now = now_ms()
-    t0 = now - now % (5 * MINUTE_MS) - 30 * MINUTE_MS
+    t0 = now - now % (5 * MINUTE_MS) - 60 * MINUTE_MS
     hole = (t0 + 5 * MINUTE_MS, t0 + 15 * MINUTE_MS)  # ten 1-minute, two 5-minute candles
-    end = t0 + 20 * MINUTE_MS
+    end = t0 + 40 * MINUTE_MS  # the stream has closed the hole's candles: a watermark later
     store(
         settings,
         [tick for times in around(t0, hole, end) for tick in live("binance", "BTC", times)],

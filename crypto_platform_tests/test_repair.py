@@ -10,6 +10,7 @@ from pyspark.sql import SparkSession
 
 from crypto_platform.completeness.repair import repair
 from crypto_platform.defs.completeness.assets import repaired_hours
+from crypto_platform.defs.completeness.jobs import DayConfig, day_candles
 from crypto_platform.defs.completeness.sensors import late_tick_sensor
 from crypto_platform.settings import Settings
 from crypto_platform.spark.job import run_aggregation
@@ -29,6 +30,11 @@ from crypto_platform_tests.streaming_helpers import sink_until_idle, stored_coun
 from crypto_platform_tests.test_reports import resources
 
 HOUR_MS = 3_600_000
+
+
+def of(candles: dict, *intervals: str) -> dict:
+    """The candles of some intervals only."""
+    return {key: value for key, value in candles.items() if key[2] in intervals}
 
 
 def test_late_ticks_reach_every_window_and_table_through_the_repair(
@@ -65,11 +71,32 @@ def test_late_ticks_reach_every_window_and_table_through_the_repair(
             [repaired_hours], partition_key=request.partition_key, resources=resources(s),
             instance=instance,
         )  # fmt: skip
-    assert repaired.success
-    assert count_rows(s, "prices_by_symbol") == len(ticks)
-    assert_matches(stored_windows(s, ticks), reference_windows(ticks))
-    # Every candle holding a late tick, the day's too, now counts it.
-    assert stored_candles(s, ticks) == reference_candles(ticks)
+        assert repaired.success
+        assert count_rows(s, "prices_by_symbol") == len(ticks)
+        assert_matches(stored_windows(s, ticks), reference_windows(ticks))
+        # The closed candles count the late ticks now. The hour's and the day's are still
+        # open in the stream, whose state lacks them: the repair leaves them to the stream.
+        assert of(stored_candles(s, ticks), "1m", "5m") == of(reference_candles(ticks), "1m", "5m")
+        assert of(stored_candles(s, ticks), "1h", "1d") == of(
+            reference_candles(on_time), "1h", "1d"
+        )
+
+        # Past the day's end and the watermark, the stream closes them; the hour's repair
+        # and the day's rebuild (day_candles) then count the late ticks in them too.
+        next_day = deterministic_ticks(1, start_ms=T0_MS + 12 * HOUR_MS + 11 * 60_000, seed=5)
+        publish(s, next_day)
+        run_aggregation(spark, s, threading.Event(), available_now=True)
+        sink_until_idle(s)
+        assert dg.materialize(
+            [repaired_hours], partition_key=request.partition_key, resources=resources(s),
+            instance=instance,
+        ).success  # fmt: skip
+        rebuilt = day_candles.execute_in_process(
+            run_config=dg.RunConfig(ops={"rebuild_day": DayConfig(day="2026-01-05")}),
+            resources=resources(s), instance=instance,
+        )  # fmt: skip
+        assert rebuilt.success
+    assert stored_candles(s, ticks + next_day) == reference_candles(ticks + next_day)
 
     # By hand, over the hour before too (windows that began there): the same rows again.
     result = run_cli(s, "repair", "--since", "2026-01-05T11:00", "--until", "2026-01-05T13:00")
@@ -80,6 +107,6 @@ def test_late_ticks_reach_every_window_and_table_through_the_repair(
     assert summary["ticks_written"] == len(ticks) and summary["hours"][0] == T0_MS - HOUR_MS
     again = repair(s, T0_MS - HOUR_MS, T0_MS + HOUR_MS)
     assert again.ticks_written == len(ticks) and again.windows_written == summary["windows_written"]
-    assert count_rows(s, "prices_by_symbol") == len(ticks)
+    assert count_rows(s, "prices_by_symbol") == len(ticks) + len(next_day)
     assert_matches(stored_windows(s, ticks), reference_windows(ticks))
-    assert stored_candles(s, ticks) == reference_candles(ticks)
+    assert stored_candles(s, ticks + next_day) == reference_candles(ticks + next_day)

@@ -11,6 +11,12 @@ rows: upserts by primary key.
 The span is walked an hour of window starts at a time, so memory holds one hour of ticks
 (plus a window's length), whatever the span. An hour the span touches is read whole, as
 its candles need every tick of it; a day's candle is then rebuilt from its 24 hourly ones.
+
+A candle is rebuilt only once the stream has closed it: MongoDB holds a tick a watermark
+past its end, so the stream's watermark has passed it. An open candle lives on in the
+stream's state, which lacks the late ticks, and each batch would write it over the repair's.
+The automation comes back for them: `late_tick_sensor` repairs an hour once its candles
+have closed, and `day_candles` rebuilds each day's candle once the day has closed.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ import pandas as pd
 from pymongo.collection import Collection
 
 from crypto_platform.candles import INTERVALS
+from crypto_platform.completeness.gaps import sources_and_symbols
+from crypto_platform.errors import PlatformError
 from crypto_platform.settings import Settings
 from crypto_platform.spark.cassandra_writer import (
     CANDLE_VALUES,
@@ -41,17 +49,19 @@ from crypto_platform.spark.cassandra_writer import (
     write_rows,
 )
 from crypto_platform.spark.windowed_means import (
+    CANDLE_KEY,
     batch_candles,
     batch_partials,
     candle_rows,
     current_window,
+    merge_partials,
     window_rows,
 )
 from crypto_platform.storage import cassandra_queries, mongo
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RepairStats", "repair"]
+__all__ = ["RepairStats", "rebuild_day_candles", "repair"]
 
 HOUR_MS = 3_600_000
 DAY_MS = INTERVALS["1d"]
@@ -71,6 +81,7 @@ class RepairStats:
     ticks_written: int = 0
     windows_written: int = 0
     candles_written: int = 0
+    candles_left_open: int = 0  # still open in the stream: rebuilt once closed
     hours: set[int] = field(default_factory=set)  # hour starts (ms) of the rows rewritten
     seconds: float = 0.0
 
@@ -84,6 +95,7 @@ class RepairStats:
             "ticks_written": self.ticks_written,
             "windows_written": self.windows_written,
             "candles_written": self.candles_written,
+            "candles_left_open": self.candles_left_open,
             "hours": sorted(self.hours),
             "seconds": round(self.seconds, 3),
             "ticks_per_s": round(rate, 1),
@@ -104,6 +116,7 @@ def repair(
     stats = RepairStats(since_ms, until_ms)
     started = time.monotonic()
     window_ms = settings.aggregate_window_s * 1000
+    watermark_ms = settings.aggregate_watermark_s * 1000
     target = CassandraTarget.from_settings(settings)
     client = mongo.connect(settings)
     try:
@@ -116,11 +129,12 @@ def repair(
             if hour is not None:  # the whole hour, for its candles
                 read_from, read_until = hour, max(read_until, hour + HOUR_MS)
             by_series = _ticks(prices, symbols, read_from, read_until)
+            closed = _closed_until(prices, watermark_ms, hour) if hour is not None else 0
             for series, ticks in sorted(by_series.items()):
                 seen.add(series[0])
                 stats.ticks_read += len(ticks)
                 written = _rewrite(settings, target, series, ticks, (first, last), stats)
-                candles = _rewrite_candles(settings, target, series, ticks, hour, stats)
+                candles = _rewrite_candles(settings, target, series, ticks, (hour, closed), stats)
                 if candles and hour is not None and "1d" in settings.candle_intervals:
                     days.add((series, hour - hour % DAY_MS))
                 if written:
@@ -130,7 +144,15 @@ def repair(
                         f"({stats.ticks_read / _elapsed(started):.0f} ticks/s)"
                     )
         for series, day in sorted(days):
-            stats.candles_written += _rewrite_day_candle(target, series, day)
+            if _closed(prices, watermark_ms, day + DAY_MS):
+                stats.candles_written += _rewrite_day_candle(target, series, day)
+            else:
+                stats.candles_left_open += 1
+        if stats.candles_left_open:
+            progress(
+                f"repair left {stats.candles_left_open} candles the stream has not closed yet: "
+                "late_tick_sensor and day_candles rebuild them once closed"
+            )
         stats.symbols = sorted(seen)
     finally:
         client.close()
@@ -146,15 +168,35 @@ def _candle_hour(settings: Settings, first_ms: int, stats: RepairStats) -> int |
     return hour if kept and stats.since_ms < hour + HOUR_MS else None
 
 
+def _closed(prices: Collection, watermark_ms: int, end_ms: int) -> bool:
+    """Whether the stream has closed what ends at `end_ms`: a tick a watermark later is stored.
+
+    One index seek, no sort. It takes the stream to keep up with MongoDB, as it does.
+    """
+    later = {"event_time_ms": {"$gte": end_ms + watermark_ms}}
+    return prices.find_one(later, {"_id": 1}) is not None
+
+
+def _closed_until(prices: Collection, watermark_ms: int, hour: int) -> int:
+    """Up to when the hour's candles are closed in the stream (its end, for a past hour)."""
+    if _closed(prices, watermark_ms, hour + HOUR_MS):
+        return hour + HOUR_MS
+    newest = prices.find_one(
+        {"event_time_ms": {"$gte": hour}}, {"event_time_ms": 1}, sort=[("event_time_ms", -1)]
+    )  # a recent hour: the sort reads at most the ticks since it began
+    return int(newest["event_time_ms"]) - watermark_ms if newest else hour
+
+
 def _rewrite_candles(
     settings: Settings,
     target: CassandraTarget,
     series: Series,
     ticks: list[dict[str, Any]],
-    hour: int | None,
+    hour_closed: tuple[int | None, int],
     stats: RepairStats,
 ) -> int:
-    """Rebuild the hour's candles (below a day) that overlap the span; return how many."""
+    """Rebuild the hour's closed candles (below a day) that overlap the span; return how many."""
+    hour, closed = hour_closed
     if hour is None:
         return 0
     own = [t for t in ticks if hour <= t["event_time_ms"] < hour + HOUR_MS]
@@ -165,35 +207,65 @@ def _rewrite_candles(
     candles = batch_candles(frame.assign(symbol=series[0]), intervals)
     ends = candles["start"] + candles["interval_ms"]
     candles = candles[(ends > stats.since_ms) & (candles["start"] < stats.until_ms)]
+    is_closed = (candles["start"] + candles["interval_ms"] <= closed).to_numpy()
+    stats.candles_left_open += int((~is_closed).sum())
+    candles = candles[is_closed]
     write_rows(target, candles=_candle_columns(candle_rows(series[1], candles)))
     stats.candles_written += len(candles)
     stats.hours.add(hour)
     return len(candles)
 
 
-def _rewrite_day_candle(target: CassandraTarget, series: Series, day_ms: int) -> int:
-    """A day's candle from its hourly candles (24 rows, not a day of ticks): 1 or 0 written."""
-    hours = list(
-        cassandra_queries.candles(
-            session_for(target), target.keyspace, series, "1h", day_ms, day_ms + DAY_MS
+def rebuild_day_candles(settings: Settings, day_ms: int) -> int:
+    """Every series' candle of a closed day, from its hourly ones; how many were written.
+
+    What `day_candles` runs each day: the stream wrote the day's candle from its state,
+    which lacks the late ticks the repairs of the day's hours have since counted.
+    """
+    target = CassandraTarget.from_settings(settings)
+    client = mongo.connect(settings)
+    try:
+        prices = mongo.prices_collection(client, settings)
+        if not _closed(prices, settings.aggregate_watermark_s * 1000, day_ms + DAY_MS):
+            raise PlatformError(f"the day {_iso(day_ms)[:10]} is still open in the stream")
+        pairs = sources_and_symbols(prices, day_ms, day_ms + DAY_MS)
+        return sum(
+            _rewrite_day_candle(target, (symbol, source), day_ms) for source, symbol in pairs
         )
+    finally:
+        client.close()
+        close_sessions()
+
+
+def _rewrite_day_candle(target: CassandraTarget, series: Series, day_ms: int) -> int:
+    """A day's candle from its hourly candles (24 rows, not a day of ticks): 1 or 0 written.
+
+    The hours merge by the stream's own rule (`merge_partials`), the hour's start standing
+    for its first tick's time.
+    """
+    rows = cassandra_queries.candles(
+        session_for(target), target.keyspace, series, "1h", day_ms, day_ms + DAY_MS
     )
-    if not hours:
+    hours = pd.DataFrame(list(rows))
+    if hours.empty:
         return 0
-    hours.sort(key=lambda row: row["start"])
-    day: Columns = {
-        "symbol": [series[0]],
-        "source": [series[1]],
-        "window_start_ms": [day_ms],
-        "window_end_ms": [day_ms + DAY_MS],
-        "first_price": [hours[0]["open"]],
-        "max_price": [max(row["high"] for row in hours)],
-        "min_price": [min(row["low"] for row in hours)],
-        "last_price": [hours[-1]["close"]],
-        "tick_count": [sum(row["tick_count"] for row in hours)],
-        "last_event_ms": [hours[-1]["last_event_ms"]],
-    }
-    write_rows(target, candles=day)
+    partials = pd.DataFrame(
+        {
+            "interval_ms": DAY_MS,
+            "symbol": series[0],
+            "start": day_ms,
+            "tick_count": hours["tick_count"],
+            **dict.fromkeys(["price_sum", "log_sum", "inverse_sum"], np.nan),
+            "min_price": hours["low"],
+            "max_price": hours["high"],
+            "first_ms": hours["start"],
+            "first_price": hours["open"],
+            "last_ms": hours["last_event_ms"],
+            "last_price": hours["close"],
+        }
+    )
+    day = merge_partials(partials, partials.iloc[:0], CANDLE_KEY)
+    write_rows(target, candles=_candle_columns(candle_rows(series[1], day)))
     return 1
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from crypto_platform.completeness.backfill import backfill
-from crypto_platform.completeness.repair import repair
+from crypto_platform.completeness.repair import rebuild_day_candles, repair
 from crypto_platform.defs.completeness.assets import REPAIRED_HOURS
 from crypto_platform.defs.resources.clients import (
     CassandraResource,
@@ -129,3 +129,52 @@ repair_hours = dg.define_asset_job(
     partitions_def=HOURLY,
     description="Repair hours of Cassandra rows from MongoDB (late ticks, replayed dead letters).",
 )
+
+
+class DayConfig(dg.Config):
+    """The UTC day whose candles to rebuild, `YYYY-MM-DD`."""
+
+    day: str
+
+
+@dg.op(description="Every series' candle of a closed day, from its hourly candles.")
+def rebuild_day(
+    context: dg.OpExecutionContext,
+    config: DayConfig,
+    mongo: MongoResource,
+    cassandra: CassandraResource,
+) -> dg.Output[None]:
+    settings = settings_for(mongo, cassandra)
+    try:
+        day = dt.datetime.strptime(config.day, "%Y-%m-%d").replace(tzinfo=dt.UTC)
+    except ValueError:
+        raise PlatformError(f"day {config.day!r}: expected YYYY-MM-DD") from None
+    with explained(settings):
+        written = rebuild_day_candles(settings, int(day.timestamp() * 1000))
+    context.log.info(f"{config.day}: {written} day candles rebuilt from their hourly ones")
+    return dg.Output(None, metadata={"day": config.day, "candles_written": written})
+
+
+@dg.job(
+    description="Rebuild a closed day's candles from its hourly ones, which the repairs of the "
+    "day's hours corrected (the stream's day candle lacks their late ticks).",
+    tags={"crypto_platform/kind": "day_candles"},
+)
+def day_candles() -> None:
+    rebuild_day()
+
+
+@dg.schedule(
+    job=day_candles,
+    cron_schedule="30 0 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="At 00:30 UTC, yesterday's candles rebuilt from its hourly ones (the day has "
+    "closed in the stream if CRYPTO_AGGREGATE_WATERMARK_S is under 30 minutes).",
+)
+def day_candles_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    yesterday = (context.scheduled_execution_time - dt.timedelta(days=1)).strftime("%Y-%m-%d")
+    return dg.RunRequest(
+        run_key=yesterday,
+        run_config=dg.RunConfig(ops={"rebuild_day": DayConfig(day=yesterday)}),
+    )
