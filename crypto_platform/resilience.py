@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pybreaker
@@ -10,6 +11,8 @@ from tenacity import wait_exponential_jitter
 from tenacity.wait import wait_base
 from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
+
+MAX_RETRY_AFTER_S = 86_400.0
 
 
 def jittered_backoff(initial: float, maximum: float) -> wait_base:
@@ -26,18 +29,21 @@ class Retryable(Exception):
 
 
 def retry_after_s(response: requests.Response) -> float | None:
-    """Retry-After in seconds (a number, fractions too, or an HTTP date); None if unreadable."""
+    """Retry-After in seconds (a number, fractions too, or an HTTP date); None if unreadable.
+
+    At most `MAX_RETRY_AFTER_S`: a server asking for longer (or for infinity) gets a day.
+    """
     value = response.headers.get("Retry-After")
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        return Retry().parse_retry_after(value)  # an HTTP date
-    except InvalidHeader:
-        return None
+        try:
+            seconds = Retry().parse_retry_after(value)  # an HTTP date
+        except InvalidHeader:
+            return None
+    return None if math.isnan(seconds) else min(max(0.0, seconds), MAX_RETRY_AFTER_S)
 
 
 def circuit_breaker(name: str, fail_max: int, reset_timeout: float) -> pybreaker.CircuitBreaker:

@@ -50,14 +50,15 @@ RULES = [
 
 
 class Receiver:
-    """A webhook receiver on a port of its own: it can go down, come back, and answer 429."""
+    """A webhook receiver on a port of its own: it can go down, come back, and refuse."""
 
     def __init__(self) -> None:
         (self.port,) = free_ports(1)  # kept while down: not an ephemeral port
         self.received: list[dict[str, Any]] = []
         self.keys: list[str] = []
         self.attempts = 0
-        self.busy: deque[str] = deque()  # Retry-After values of the next answers (429)
+        # The next answers that are not a 200: status and headers.
+        self.answers: deque[tuple[int, dict[str, str]]] = deque()
         self._server: ThreadingHTTPServer | None = None
         self.start()
 
@@ -71,9 +72,11 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.attempts += 1
-                if receiver.busy:
-                    self.send_response(429)
-                    self.send_header("Retry-After", receiver.busy.popleft())
+                if receiver.answers:
+                    status, headers = receiver.answers.popleft()
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
                 else:
                     receiver.received.append(json.loads(body))
                     receiver.keys.append(self.headers["Idempotency-Key"])
@@ -332,7 +335,7 @@ def test_a_receiver_that_is_down_gets_the_alert_once_it_is_back(alerting: Alerti
 
 
 def test_a_busy_receiver_is_left_alone_until_its_retry_after_is_over(alerting: Alerting) -> None:
-    alerting.receiver.busy.append("1")
+    alerting.receiver.answers.append((429, {"Retry-After": "1"}))
     price_up(alerting, 1)
 
     busy = alerting.evaluate()
@@ -346,6 +349,51 @@ def test_a_busy_receiver_is_left_alone_until_its_retry_after_is_over(alerting: A
     assert attempts == 1  # the one 429: nothing sent while it waits
     assert "delivered 1" in str(done.skip_reason)
     assert alerting.receiver.ids == ["btc-above-110:BTC:1"]
+
+
+@pytest.mark.parametrize(("status", "retry_after"), [(503, "3600"), (500, "inf")])
+def test_a_long_retry_after_holds_sends_back_without_putting_the_sensor_to_sleep(
+    alerting: Alerting, status: int, retry_after: str
+) -> None:
+    alerting.receiver.answers.append((status, {"Retry-After": retry_after}))
+    price_up(alerting, 1)
+
+    started = time.monotonic()
+    busy = alerting.evaluate()
+    waiting = alerting.evaluate()
+
+    assert time.monotonic() - started < 5
+    assert f"answered HTTP {status} with Retry-After" in str(busy.skip_reason)
+    assert "the webhook asked to wait until" in str(waiting.skip_reason)
+    assert alerting.receiver.attempts == 1
+
+
+def test_a_refused_alert_does_not_hold_back_the_next(alerting: Alerting) -> None:
+    alerting.receiver.answers.extend([(400, {})] * 2)  # this alert refused, twice
+    price_up(alerting, 1)
+    alerting.evaluate()  # refused
+    gap_opens(alerting, 1)
+
+    result = alerting.evaluate()
+
+    assert "delivered 1" in str(result.skip_reason)
+    assert [alert["rule"] for alert in alerting.receiver.received] == ["gap-10-min"]
+    assert not alerting.documents()[0]["delivered"]  # btc-above-110:BTC:1, sent again later
+
+
+def test_an_episode_cleared_just_before_a_crash_fires_again_when_it_recurs(
+    alerting: Alerting,
+) -> None:
+    price_up(alerting, 1)
+    while_open = alerting.evaluate().cursor
+    price_down(alerting)
+    alerting.evaluate()  # cleared; then the process died before this cursor was saved
+    price_up(alerting, 2)
+
+    recurred = alerting.evaluate(while_open)
+
+    assert "fired btc-above-110:BTC:2" in str(recurred.skip_reason)
+    assert alerting.receiver.ids == ["btc-above-110:BTC:1", "btc-above-110:BTC:2"]
 
 
 def test_nothing_fires_twice_across_a_restart_of_the_sensor(alerting: Alerting) -> None:

@@ -8,10 +8,11 @@ last `DELIVERY_HORIZON_MS`, oldest first, at most `MAX_SENDS` per evaluation) ar
 the first that fails ends the sending until the next evaluation, and a Retry-After holds
 every send back until it is over.
 
-The state between evaluations (`Episodes`, the sensor's cursor) is which episodes are open
-and until when the receiver asked to wait. Without it (the first evaluation, or a cursor
-lost), the open episodes are read back from MongoDB: an episode still open is not opened,
-recorded or sent again.
+Which episodes are open is read from MongoDB at each evaluation (one read of the open
+ones): a cursor can be older than the store (an evaluation that recorded or cleared an
+episode, then died before its cursor was saved), so an episode still open is never opened,
+recorded or sent again, nor one cleared taken for open. The cursor (`Episodes`) keeps until
+when the receiver asked to wait.
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ from crypto_platform.alerts import store
 from crypto_platform.alerts.alert import Alert, episode_key, iso, rule_of
 from crypto_platform.alerts.conditions import CheckOutcome, Conditions
 from crypto_platform.alerts.rules import CheckRule, Rule
-from crypto_platform.alerts.webhook import DeliveryFailed, ReceiverBusy, Webhook, webhook_for
+from crypto_platform.alerts.webhook import (
+    DeliveryFailed,
+    ReceiverBusy,
+    Refused,
+    Webhook,
+    webhook_for,
+)
 from crypto_platform.settings import Settings
 from crypto_platform.storage import mongo
 from crypto_platform.ticks import now_ms
@@ -39,20 +46,23 @@ MAX_SENDS = 20
 
 @dataclass
 class Episodes:
-    """The episodes open (`<rule>:<subject>` and the alert's id) and the receiver's wait."""
+    """The episodes open (`<rule>:<subject>` and the alert's id) and the receiver's wait.
+
+    Only the wait goes into the cursor: the open episodes are MongoDB's.
+    """
 
     open: dict[str, str] = field(default_factory=dict)
     not_before_ms: int = 0
 
     def cursor(self) -> str:
-        return json.dumps({"open": self.open, "not_before_ms": self.not_before_ms}, sort_keys=True)
+        return json.dumps({"not_before_ms": self.not_before_ms})
 
     @classmethod
     def from_cursor(cls, cursor: str | None) -> Episodes | None:
-        """The episodes a cursor holds; None without one (or one of another shape)."""
+        """The wait a cursor holds; None without one (or one of another shape)."""
         try:
             state = json.loads(cursor or "null")
-            return cls(dict(state["open"]), int(state["not_before_ms"])) if state else None
+            return cls(not_before_ms=int(state["not_before_ms"])) if state else None
         except (ValueError, TypeError, KeyError):
             return None
 
@@ -85,11 +95,12 @@ def evaluate(
     episodes: Episodes | None,
     webhook: Webhook | None,
 ) -> Evaluation:
-    """Evaluate `rules` at `conditions.now_ms` from `episodes` (None: read them from MongoDB)."""
+    """Evaluate `rules` at `conditions.now_ms`, after `episodes` (None: the first time)."""
     now = conditions.now_ms
     if episodes is None:
         store.ensure_indexes(alerts)
-        episodes = Episodes(store.open_episodes(alerts))
+        episodes = Episodes()
+    episodes.open = store.open_episodes(alerts)
     result = Evaluation(episodes)
     for rule in rules:
         seen = conditions.observe(rule)
@@ -128,9 +139,11 @@ def _deliver(alerts: Collection, webhook: Webhook, result: Evaluation, now: int)
             webhook.send(alert)
         except DeliveryFailed as error:
             store.mark_failed(alerts, alert.id, str(error))
+            result.delivery = str(error)
+            if isinstance(error, Refused):
+                continue  # this alert's own fault: the next ones may go through
             if isinstance(error, ReceiverBusy):
                 episodes.not_before_ms = now + int(error.retry_after * 1000)
-            result.delivery = str(error)
             return
         store.mark_delivered(alerts, alert.id, now_ms())
         result.delivered.append(alert.id)

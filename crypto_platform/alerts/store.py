@@ -32,6 +32,7 @@ INDEXES: tuple[tuple[str, list[tuple[str, int]]], ...] = (
         [("rule", ASCENDING), ("subject", ASCENDING), ("episode", DESCENDING)],
     ),
     ("fired_at", [("fired_at_ms", DESCENDING)]),
+    ("rule_fired_at", [("rule", ASCENDING), ("fired_at_ms", DESCENDING)]),  # /alerts?rule=
     ("undelivered", [("delivered", ASCENDING), ("fired_at_ms", ASCENDING)]),
     ("open", [("cleared_at_ms", ASCENDING)]),
 )

@@ -2,10 +2,11 @@
 
 HTTP through `requests`; retries through tenacity, with the platform's jittered backoff
 (`resilience.py`): a network error, a timeout, 408, 425, 429 or a 5xx is tried again, up to
-`attempts` times. A 429 or 503 with a Retry-After longer than the caller will wait
-(`max_retry_after_s`: the sensor waits none, it has other work) is `ReceiverBusy`, with
-that delay: nothing is sent to the receiver before it is over. Any other answer from 300
-on is a refusal (a wrong URL or token: retrying now won't help). Each request carries the
+`attempts` times. An answer with a Retry-After longer than the caller will wait
+(`max_retry_after_s`: the sensor waits none, it has other work; a day at most) is
+`ReceiverBusy`, with that delay: nothing is sent to the receiver before it is over. Any
+other answer from 300 on is `Refused` (a wrong URL or token, a payload it rejects:
+retrying this alert now won't help). Each request carries the
 alert's id as `Idempotency-Key`, so a receiver can drop the rare second delivery (an
 alert accepted just before a crash, before its delivery was recorded).
 
@@ -30,7 +31,6 @@ from crypto_platform.settings import Settings
 __all__ = ["DeliveryFailed", "ReceiverBusy", "Webhook", "webhook_for"]
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-BUSY_STATUS = frozenset({429, 503})
 BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 4.0
 
@@ -39,8 +39,12 @@ class DeliveryFailed(PlatformError):
     """The webhook did not accept an alert; it is sent again at the next evaluation."""
 
 
+class Refused(DeliveryFailed):
+    """The receiver refused this alert (a 4xx): sending it again now would not help."""
+
+
 class ReceiverBusy(DeliveryFailed):
-    """The receiver asked to wait (429 or 503 with Retry-After) `retry_after` seconds."""
+    """The receiver asked to wait (Retry-After) `retry_after` seconds."""
 
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
@@ -109,15 +113,15 @@ class Webhook:
         if status < 300:
             return status
         retry_after = retry_after_s(response)
-        wait = retry_after if status in BUSY_STATUS else None
-        if wait is not None and wait > self.max_retry_after_s:
-            raise ReceiverBusy(
-                f"the webhook at {self.host} answered HTTP {status} with Retry-After {wait:g}s",
-                wait,
+        if retry_after is not None and retry_after > self.max_retry_after_s:
+            raise ReceiverBusy(  # whatever the status: the sensor never sleeps on it
+                f"the webhook at {self.host} answered HTTP {status} with Retry-After "
+                f"{retry_after:g}s",
+                retry_after,
             )
         if status in RETRYABLE_STATUS:
             raise Retryable(f"HTTP {status}", retry_after)
-        raise DeliveryFailed(
+        raise Refused(
             f"the webhook at {self.host} refused alert {alert.id}: HTTP {status} "
             f"{response.text[:200]!r}"
         )
