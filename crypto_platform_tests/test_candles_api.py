@@ -145,12 +145,20 @@ def test_the_interval_chooses_the_series(api: str) -> None:
     assert body[0]["end"] == iso(FIRST_MS + 300_000)
 
 
-def test_the_first_source_in_the_priority_with_candles_in_the_range_serves(api: str) -> None:
+def test_the_live_source_serves_and_a_stopped_one_where_it_alone_has_candles(
+    api: str, seeded: Settings
+) -> None:
+    # Binance comes first in the priority, but it stopped: its current window is 30 min old.
+    write_window(seeded, "BTC", naive(BINANCE_MS + 300_000), (1.0, 1.0, 1.0), source="binance")
+    write_window(seeded, "BTC", naive(MINUTE_MS - 300_000), (1.0, 1.0, 1.0), source="simulated")
     both = {"since": iso(BINANCE_MS), "until": iso(FIRST_MS + 120_000)}
+    binance_only = {"since": iso(BINANCE_MS), "until": iso(BINANCE_MS + 600_000)}
 
-    assert opens(get(api, "/candles/BTC", **both)) == [500.0 + i for i in range(10)]
-    assert opens(get(api, "/candles/BTC", **both, source="simulated")) == [100.0, 101.0]
-    assert opens(get(api, "/candles/BTC", since=iso(FIRST_MS - 60_000)))[0] == 100.0
+    assert opens(get(api, "/candles/BTC", **both)) == [100.0, 101.0]
+    assert opens(get(api, "/candles/BTC", **both, source="binance")) == [
+        500.0 + i for i in range(10)
+    ]
+    assert opens(get(api, "/candles/BTC", **binance_only)) == [500.0 + i for i in range(10)]
     missing = get(api, "/candles/BTC", source="coinranking")
     assert missing.status_code == 404
     assert missing.json()["detail"] == "no 1m candles of BTC from coinranking in this range"

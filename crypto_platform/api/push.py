@@ -116,7 +116,7 @@ class Broadcaster:
         prices: dict[str, Any] = {}
         aggregates: dict[str, Any] = {}
         candles: dict[tuple[str, str], list[Any]] = {}
-        settling: dict[str, Any] = {}  # coins whose tick moved on the poll before
+        settling: dict[tuple[str, str], Any] = {}  # (coin, source) that moved the poll before
         first = True
         loop = asyncio.get_running_loop()
         next_pipeline = loop.time()
@@ -140,9 +140,11 @@ class Broadcaster:
                 log.exception("push: a poll failed; polling on")
             await asyncio.sleep(POLL_S)
 
-    async def _poll_prices(self, known: dict[str, Any], *, announce: bool) -> dict[str, Any]:
-        """Sends the new ticks; returns the newest tick of each coin that has moved."""
-        moved: dict[str, Any] = {}
+    async def _poll_prices(
+        self, known: dict[str, Any], *, announce: bool
+    ) -> dict[tuple[str, str], Any]:
+        """Sends the new ticks; returns the newest tick of each coin and source that moved."""
+        moved: dict[tuple[str, str], Any] = {}
         for row in await self.reader.latest_prices():
             before = known.get(row.symbol)
             if before is not None and (before.event_time, before.price) == (
@@ -158,10 +160,11 @@ class Broadcaster:
                     )
                 for tick in new or [row]:
                     self._publish(_event("price", PricePoint.from_row(tick)))
+                    moved[(tick.symbol, tick.source)] = tick  # the ticks come oldest first
                 self._publish(_event("latestPrice", LatestPrice.from_row(row)))
             # Only once published: a failed read above retries the same ticks next poll.
             known[row.symbol] = row
-            moved[row.symbol] = row
+            moved[(row.symbol, row.source)] = row
         return moved
 
     async def _poll_aggregates(self, known: dict[str, Any], *, announce: bool) -> None:
@@ -174,25 +177,19 @@ class Broadcaster:
                 self._publish(_event("aggregate", Aggregate.from_row(row)))
 
     async def _poll_candles(
-        self, ticks: dict[str, Any], known: dict[tuple[str, str], list[Any]], *, announce: bool
-    ) -> None:
+        self, ticks: dict[tuple[str, str], Any], known: dict[tuple[str, str], list[Any]],
+        *, announce: bool,
+    ) -> None:  # fmt: skip
         """Sends the newest candles of each tick's coin and source that changed since read.
 
-        The coins' reads are in flight together: a poll waits for one round trip, not one per coin.
+        The coins' reads are in flight together: a poll waits for one round trip, not one per
+        coin. A tick in a partition's first candle also reads the partition before, whose
+        last candle it may just have closed.
         """
         interval = self._interval
         if interval is None:
             return
-        reads = [
-            self.reader.newest_candles(
-                tick.symbol,
-                tick.source,
-                interval,
-                period_of(interval, int(utc(tick.event_time).timestamp() * 1000)),
-                CANDLES_READ,
-            )
-            for tick in ticks.values()
-        ]
+        reads = [self._newest_candles(tick, interval) for tick in ticks.values()]
         for tick, rows in zip(ticks.values(), await asyncio.gather(*reads), strict=True):
             before = known.get((tick.symbol, tick.source), [])
             known[(tick.symbol, tick.source)] = rows
@@ -200,6 +197,19 @@ class Broadcaster:
                 for row in reversed(rows):
                     if row not in before:
                         self._publish(_event("candle", Candle.from_row(row)))
+
+    async def _newest_candles(self, tick: Any, interval: str) -> list[Any]:
+        """The tick's coin and source's newest candles, of its partition and the one before."""
+        moment = int(utc(tick.event_time).timestamp() * 1000)
+        periods = dict.fromkeys(
+            period_of(interval, at) for at in (moment, moment - INTERVALS[interval])
+        )
+        rows: list[Any] = []
+        for period in periods:
+            rows += await self.reader.newest_candles(
+                tick.symbol, tick.source, interval, period, CANDLES_READ
+            )
+        return rows[:CANDLES_READ]
 
 
 def _event(name: str, model: Any) -> ServerSentEvent:

@@ -186,7 +186,7 @@ class CassandraReader:
                 found += await self.rows(
                     "aggregates", symbol, source, s.aggregate_window_s, day, since, left
                 )
-            elif starts := window_starts(day, since, until, step)[:left]:
+            elif starts := step_starts(day, since, until, step)[:left]:
                 found += await self.rows(
                     "aggregates_at", symbol, source, s.aggregate_window_s, day, starts, left
                 )
@@ -205,10 +205,15 @@ class CassandraReader:
         """The newest `limit` candles starting in [since, until), oldest first, one source's.
 
         `periods` are the range's partitions, newest first (`candles.periods_between`); only
-        they are read. The source is `source`, else the first in `source_order` with
-        candles in the range: each is read until one has some.
+        they are read. The source is `source`, else the one `/latestAggregate` serves now
+        (`chosen`: a source that stopped is not served over a live one), else the first in
+        `source_order` with candles in the range: each is read until one has some.
         """
-        order = source_order(self.settings.aggregate_source_priority)
+        if source is None:
+            current = await self.latest_aggregate(symbol)
+            order = source_order(self.settings.aggregate_source_priority)
+            if current is not None:
+                order = [current.source, *(other for other in order if other != current.source)]
         for candidate in [source] if source else order:
             found: list[Any] = []
             for period in periods:
@@ -260,9 +265,7 @@ def source_order(priority: Sequence[str]) -> list[str]:
     return sorted(SOURCES, key=rank.__getitem__)
 
 
-def window_starts(
-    day: str, since: dt.datetime, until: dt.datetime, step_s: int
-) -> list[dt.datetime]:
+def step_starts(day: str, since: dt.datetime, until: dt.datetime, step_s: int) -> list[dt.datetime]:
     """Multiples of `step_s` s in [since, until] on a UTC day (`YYYY-MM-DD`), newest first."""
     midnight = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC).timestamp()
     low = max(since.timestamp(), midnight)

@@ -204,8 +204,9 @@ async def candles(
 ) -> list[Candle]:
     """A coin's candles starting in [since, until), oldest first; the newest `limit` if more.
 
-    They are one source's: `source`, or the first in CRYPTO_AGGREGATE_SOURCE_PRIORITY with
-    candles in the range (an unlisted source after every listed one). 404 when there is none.
+    They are one source's: `source`, or the one `/latestAggregate/{symbol}` serves now if it
+    has candles in the range, else the first in CRYPTO_AGGREGATE_SOURCE_PRIORITY that has (an
+    unlisted source after every listed one). 404 when there is none.
     """
     start, end = _window(since, until)
     periods = periods_between(interval, _ms(start), _ms(end))
