@@ -72,6 +72,7 @@ def test_up_created_topics_indexes_and_tables(stack_settings: Settings) -> None:
         "latest_prices",
         "aggregates_by_symbol",
         "latest_aggregates",
+        "candles",
     }
 
 

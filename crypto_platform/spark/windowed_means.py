@@ -178,14 +178,14 @@ def current_window_keys(windows: pd.DataFrame, symbols: set[str]) -> set[tuple[s
     return {(symbol, current_window(by_start)) for symbol, by_start in lasts.items()}
 
 
-def _spans(source: str, partials: pd.DataFrame, ends: Any) -> dict[str, Any]:
+def _spans(source: str, partials: pd.DataFrame, lengths: Any) -> dict[str, Any]:
     """What a window's and a candle's output rows share: where and when, count and prices."""
     starts = partials["start"].to_numpy(dtype=np.int64)
     return {
         "symbol": partials["symbol"].to_numpy(dtype=object),
         "source": source,
         "window_start_ms": starts,
-        "window_end_ms": starts + ends,
+        "window_end_ms": starts + lengths,
         "tick_count": partials["tick_count"].to_numpy(),
         "min_price": partials["min_price"].to_numpy(),
         "max_price": partials["max_price"].to_numpy(),
