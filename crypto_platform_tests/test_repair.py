@@ -81,14 +81,20 @@ def test_late_ticks_reach_every_window_and_table_through_the_repair(
             reference_candles(on_time), "1h", "1d"
         )
 
-        # Past the day's end and the watermark, the stream closes them; the hour's repair
-        # and the day's rebuild (day_candles) then count the late ticks in them too.
+        # Past the day's end and the watermark, the stream closes them; the hour's second
+        # repair (the sensor asks again once they close) and the day's rebuild (day_candles)
+        # then count the late ticks in them too.
         next_day = deterministic_ticks(1, start_ms=T0_MS + 12 * HOUR_MS + 11 * 60_000, seed=5)
         publish(s, next_day)
         run_aggregation(spark, s, threading.Event(), available_now=True)
         sink_until_idle(s)
+        with dg.build_sensor_context(
+            instance=instance, resources=resources(s), cursor=result.cursor
+        ) as context:
+            (again,) = late_tick_sensor(context).run_requests or []
+        assert again.partition_key == request.partition_key
         assert dg.materialize(
-            [repaired_hours], partition_key=request.partition_key, resources=resources(s),
+            [repaired_hours], partition_key=again.partition_key, resources=resources(s),
             instance=instance,
         ).success  # fmt: skip
         rebuilt = day_candles.execute_in_process(

@@ -15,8 +15,9 @@ its candles need every tick of it; a day's candle is then rebuilt from its 24 ho
 A candle is rebuilt only once the stream has closed it: MongoDB holds a tick a watermark
 past its end, so the stream's watermark has passed it. An open candle lives on in the
 stream's state, which lacks the late ticks, and each batch would write it over the repair's.
-The automation comes back for them: `late_tick_sensor` repairs an hour once its candles
-have closed, and `day_candles` rebuilds each day's candle once the day has closed.
+The automation comes back for them: the hour is recorded in `late_hours` to be repaired
+again once its candles have closed (`await_candles`), and `day_candles` rebuilds each day's
+candle once the day has closed.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from crypto_platform.spark.windowed_means import (
     window_rows,
 )
 from crypto_platform.storage import cassandra_queries, mongo
+from crypto_platform.streaming.late_ticks import await_candles
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +123,7 @@ def repair(
     client = mongo.connect(settings)
     try:
         prices = mongo.prices_collection(client, settings)
+        late_hours = mongo.late_hours_collection(client, settings)
         seen: set[str] = set()
         days: set[tuple[Series, int]] = set()  # whose day candle to rebuild
         for first, last in _hours_of_starts(since_ms - window_ms, until_ms):
@@ -130,6 +133,7 @@ def repair(
                 read_from, read_until = hour, max(read_until, hour + HOUR_MS)
             by_series = _ticks(prices, symbols, read_from, read_until)
             closed = _closed_until(prices, watermark_ms, hour) if hour is not None else 0
+            left_open = stats.candles_left_open
             for series, ticks in sorted(by_series.items()):
                 seen.add(series[0])
                 stats.ticks_read += len(ticks)
@@ -143,6 +147,8 @@ def repair(
                         f"{written[1]} windows, {candles} candles "
                         f"({stats.ticks_read / _elapsed(started):.0f} ticks/s)"
                     )
+            if hour is not None and stats.candles_left_open > left_open:
+                await_candles(late_hours, hour, hour + HOUR_MS + watermark_ms)
         for series, day in sorted(days):
             if _closed(prices, watermark_ms, day + DAY_MS):
                 stats.candles_written += _rewrite_day_candle(target, series, day)

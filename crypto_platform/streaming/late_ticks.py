@@ -7,7 +7,8 @@ it applies the same rule: a tick older than the newest event time stored before 
 (in MongoDB when the sink starts, then its own polls), less the watermark, is late. Its
 hour is recorded in MongoDB (`late_hours`: a count, when the last one came and the newest
 event time among them), and the completeness automation repairs the hour from MongoDB once
-Spark's windows over those ticks are final.
+Spark's windows over those ticks are final; again once its candles have closed, when a
+repair had to leave them open (`await_candles`).
 """
 
 from __future__ import annotations
@@ -23,9 +24,22 @@ from crypto_platform.ticks import now_ms
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HOUR_MS", "LateTicks"]
+__all__ = ["HOUR_MS", "LateTicks", "await_candles"]
 
 HOUR_MS = 3_600_000
+
+
+def await_candles(late_hours: Collection, hour: int, close_ms: int) -> None:
+    """Have the hour repaired again once the candles a repair left open close, at `close_ms`.
+
+    Asked once per moment: a repair that finds them still open (the stream stopped) asks for
+    nothing more, so no repair follows another every minute.
+    """
+    result = late_hours.update_one(
+        {"_id": hour}, {"$max": {"candles_close_ms": close_ms}}, upsert=True
+    )
+    if result.modified_count or result.upserted_id is not None:
+        late_hours.update_one({"_id": hour}, {"$max": {"last_seen_ms": now_ms()}})
 
 
 class LateTicks:

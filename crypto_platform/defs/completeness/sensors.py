@@ -119,15 +119,16 @@ HOUR_MS = 3_600_000
 SETTLE_MS = 60_000
 
 
-def _final_at(doc: dict, final_ms: int, closed_ms: int) -> int:
-    """When a `late_hours` record's hour can be repaired: its windows and candles final.
+def _final_at(doc: dict, final_ms: int) -> int:
+    """When a `late_hours` record's hour can be repaired: closed, its windows final.
 
-    Its late ticks' windows are final `final_ms` after the newest of them; its candles are
-    closed in the stream `closed_ms` after the hour's end. Records of an earlier release have
-    no `newest_late_ms`: their hour's end stands for it.
+    Its late ticks' windows are final `final_ms` after the newest of them; the candles a
+    repair left open are closed in the stream at `candles_close_ms`. Records of an earlier
+    release have no `newest_late_ms`: their hour's end stands for it.
     """
     hour_end = int(doc["_id"]) + HOUR_MS
-    return max(hour_end + closed_ms, int(doc.get("newest_late_ms", hour_end)) + final_ms)
+    candles = int(doc.get("candles_close_ms", 0)) + SETTLE_MS
+    return max(hour_end, int(doc.get("newest_late_ms", hour_end)) + final_ms, candles)
 
 
 @dg.sensor(
@@ -143,7 +144,6 @@ def late_tick_sensor(
     """Reads only what changed: hours whose last late tick came after the cursor."""
     settings = loaded_settings(mongo)
     final_ms = (settings.aggregate_watermark_s + settings.aggregate_window_s) * 1000 + SETTLE_MS
-    closed_ms = settings.aggregate_watermark_s * 1000 + SETTLE_MS
     now = now_ms()
     cursor = int(context.cursor or 0)
     client = mongo_store.connect(settings)
@@ -155,10 +155,8 @@ def late_tick_sensor(
         )
     finally:
         client.close()
-    settled = [doc for doc in changed if _final_at(doc, final_ms, closed_ms) <= now]
-    waiting = [
-        int(doc["last_seen_ms"]) for doc in changed if _final_at(doc, final_ms, closed_ms) > now
-    ]
+    settled = [doc for doc in changed if _final_at(doc, final_ms) <= now]
+    waiting = [int(doc["last_seen_ms"]) for doc in changed if _final_at(doc, final_ms) > now]
     # The cursor passes every hour handled, never one still waiting for its windows.
     seen = [int(doc["last_seen_ms"]) for doc in changed]
     next_cursor = min(waiting) - 1 if waiting else max(seen, default=cursor)
