@@ -231,7 +231,7 @@ def test_a_week_of_hourly_candles_is_168(settings: Settings) -> None:
 
 
 def test_moving_windows_can_be_thinned_to_one_per_step(settings: Settings) -> None:
-    hour = candle_start(MINUTE_MS, "1h") - 2 * HOUR_MS
+    hour = candle_start(MINUTE_MS, "1h") - 3 * HOUR_MS  # all of them before now
     for minute in range(150):  # windows sliding by a minute, 2.5 hours of them
         means = (1.0 + minute, 1.0, 1.0)
         write_window(settings, "BTC", naive(hour + minute * 60_000), means, latest=minute == 149)
