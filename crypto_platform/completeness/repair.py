@@ -112,7 +112,7 @@ def repair(
     symbols: list[str] | None = None,
     progress: Callable[[str], None] = log.info,
 ) -> RepairStats:
-    """Rewrite the span's ticks and every window overlapping it, from MongoDB."""
+    """Rewrite the span's ticks and every window and closed candle overlapping it, from MongoDB."""
     if until_ms <= since_ms:
         raise ValueError("the span is empty: --until must be after --since")
     stats = RepairStats(since_ms, until_ms)
