@@ -128,6 +128,34 @@ def sse_events(response: httpx.Response) -> Iterator[Event]:
                 setattr(current, name, value)
 
 
+@contextmanager
+def listening(base: str, name: str, until: Callable[[Any], bool]) -> Iterator[list[Any]]:
+    """The `name` events of `/stream`, collected by a subscriber until `until` holds for one.
+
+    Yields their list once the subscriber is in and the poller has taken its first look (so
+    what is written next is new); on leaving, waits for the last one (20 s at most).
+    """
+    received: list[Any] = []
+    subscribed = threading.Event()
+
+    def listen() -> None:
+        with httpx.stream("GET", base + "/stream", timeout=30) as response:
+            for event in sse_events(response):
+                if event.comment == "subscribed":
+                    subscribed.set()
+                elif event.event == name:
+                    received.append(event.data)
+                    if until(event.data):
+                        return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    assert subscribed.wait(10)
+    time.sleep(1)
+    yield received
+    listener.join(timeout=20)
+
+
 def events_until(events: Iterator[Event], last: Callable[[Event], bool]) -> list[Event]:
     """The events up to and including the first one `last` accepts."""
     taken = []

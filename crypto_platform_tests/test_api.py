@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 
@@ -21,8 +20,8 @@ from crypto_platform.storage import cassandra
 from crypto_platform_tests.api_helpers import (
     NOW,
     get,
+    listening,
     running_api,
-    sse_events,
     tick_row,
     write_ticks,
     write_window,
@@ -261,25 +260,8 @@ def test_cassandra_down_is_a_503_naming_it(seeded: Settings) -> None:
 def test_the_push_stream_delivers_a_price_written_after_the_client_connected(
     api: str, seeded: Settings
 ) -> None:
-    received: list[dict] = []
-    subscribed = threading.Event()
-
-    def listen() -> None:
-        with httpx.stream("GET", api + "/stream", timeout=30) as response:
-            for event in sse_events(response):
-                if event.comment == "subscribed":
-                    subscribed.set()
-                elif event.event == "price":
-                    received.append(event.data)
-                    if event.data["price"] == 64_321.0:
-                        return
-
-    listener = threading.Thread(target=listen, daemon=True)
-    listener.start()
-    assert subscribed.wait(10)
-    time.sleep(1)  # the poller has taken its first look: what follows is new
-    write_ticks(seeded, [tick_row("BTC", 64_321.0, NOW)])
-    listener.join(timeout=20)
+    with listening(api, "price", lambda tick: tick["price"] == 64_321.0) as received:
+        write_ticks(seeded, [tick_row("BTC", 64_321.0, NOW)])
 
     assert received and received[-1] == {
         "symbol_coin": "BTC",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 from collections.abc import Iterator, Sequence
 
@@ -20,8 +19,8 @@ from crypto_platform.spark.cassandra_writer import CassandraTarget, write_rows
 from crypto_platform.stack.ephemeral import free_ports
 from crypto_platform_tests.api_helpers import (
     get,
+    listening,
     running_api,
-    sse_events,
     tick_row,
     write_ticks,
     write_window,
@@ -261,28 +260,13 @@ def test_cassandra_down_is_a_503_naming_it(settings: Settings) -> None:
 
 
 def test_the_push_stream_sends_a_coins_current_candle_when_it_changes(seeded: Settings) -> None:
-    received: list[dict] = []
-    subscribed = threading.Event()
-
-    def listen(base: str) -> None:
-        with httpx.stream("GET", base + "/stream", timeout=30) as response:
-            for event in sse_events(response):
-                if event.comment == "subscribed":
-                    subscribed.set()
-                elif event.event == "candle":
-                    received.append(event.data)
-                    if event.data["close"] == 131.0:
-                        return
-
     write_ticks(seeded, [tick_row("BTC", 129.0, naive(MINUTE_MS - 1))])
-    with running_api(seeded) as base:
-        listener = threading.Thread(target=listen, args=(base,), daemon=True)
-        listener.start()
-        assert subscribed.wait(10)
-        time.sleep(1)  # the poller has read the candles once: what follows is new
+    with (
+        running_api(seeded) as base,
+        listening(base, "candle", lambda candle: candle["close"] == 131.0) as received,
+    ):
         write_candles(seeded, "BTC", "1m", MINUTE_MS, [130.0])
         write_ticks(seeded, [tick_row("BTC", 131.0, naive(MINUTE_MS + 5))])
-        listener.join(timeout=20)
 
     assert received == [
         {
